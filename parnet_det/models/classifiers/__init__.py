@@ -1,0 +1,3 @@
+from .parnet_classifier import ParNetClassifier
+
+__all__ = ['ParNetClassifier']

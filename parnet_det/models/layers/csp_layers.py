@@ -1,0 +1,146 @@
+"""Bricks of YOLOv4-CSP's backbone (CSPDarknet53s): the residual bottleneck and
+the CSP block (Scaled-YOLOv4's ``BottleneckCSP``).
+
+The names differ from mmdet's own ``DarknetBottleneck`` / ``CSPLayer`` (which
+are YOLOv5/YOLOX's variants: a 1x1 ConvModule on both branches and no norm
+after the concatenation). These layers are not registered.
+"""
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS as MMCV_MODELS
+
+from mmdet.utils import ConfigType, OptMultiConfig
+
+# YOLO implementations' BatchNorm (PyTorch momentum convention).
+YOLO_BN = dict(type='BN', momentum=0.03, eps=0.001)
+
+
+def register_mish() -> None:
+    """Register ``nn.Mish`` as 'Mish' in mmcv's activation registry if absent.
+
+    mmcv 2.1 registers ReLU, SiLU, GELU, ... but not Mish; mmdet's ``MODELS``
+    is a child of this registry, so configs built through either find it.
+    """
+    if 'Mish' not in MMCV_MODELS.module_dict:
+        MMCV_MODELS.register_module(name='Mish', module=nn.Mish)
+
+
+register_mish()
+
+
+class ResidualBottleneck(BaseModule):
+    """Darknet residual bottleneck: ``x + conv3x3(conv1x1(x))``.
+
+    Both convolutions are ConvModules (conv, norm, activation). The identity
+    is added only when ``add_identity`` is set and the shapes agree.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        expansion (float): Hidden width as a fraction of ``out_channels``:
+            0.5 for the stem's bottleneck, 1.0 inside a CSP block.
+            Defaults to 0.5.
+        add_identity (bool): Add the residual connection. Defaults to True.
+        norm_cfg (dict): Norm layers. Defaults to
+            ``dict(type='BN', momentum=0.03, eps=0.001)``.
+        act_cfg (dict): Activation. Defaults to ``dict(type='Mish')``.
+        with_cp (bool): Gradient checkpointing (saves memory, costs a second
+            forward in backward). Defaults to False.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 expansion: float = 0.5,
+                 add_identity: bool = True,
+                 norm_cfg: ConfigType = YOLO_BN,
+                 act_cfg: ConfigType = dict(type='Mish'),
+                 with_cp: bool = False,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        hidden_channels = int(out_channels * expansion)
+        self.conv1 = ConvModule(in_channels, hidden_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv2 = ConvModule(hidden_channels, out_channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.add_identity = add_identity and in_channels == out_channels
+        self.with_cp = with_cp
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x))
+        return x + out if self.add_identity else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+class BottleneckCSP(BaseModule):
+    """Cross-stage-partial block of YOLOv4-CSP (Scaled-YOLOv4's ``BottleneckCSP``).
+
+    With ``c = out_channels * expansion``::
+
+        main  = conv1x1(ConvModule: conv, BN, act)(x) -> n x ResidualBottleneck(c, c, expansion 1.0)
+                -> plain conv1x1 (no norm, no act)
+        short = plain conv1x1(x) (no norm, no act)
+        out   = ConvModule 1x1 (2c -> out)(act(BN(cat(main, short))))
+
+    The two branches are normalised together after the concatenation, which
+    is what distinguishes it from mmdet's ``CSPLayer``. Longest conv path:
+    ``2 * num_blocks + 3``.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        num_blocks (int): Residual bottlenecks on the main branch. Defaults to 1.
+        expansion (float): Width of each branch as a fraction of
+            ``out_channels``. Defaults to 0.5.
+        add_identity (bool): Residual connections in the bottlenecks.
+            Defaults to True.
+        norm_cfg (dict): Norm layers. Defaults to
+            ``dict(type='BN', momentum=0.03, eps=0.001)``.
+        act_cfg (dict): Activation. Defaults to ``dict(type='Mish')``.
+        with_cp (bool): Gradient checkpointing of the bottlenecks.
+            Defaults to False.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 num_blocks: int = 1,
+                 expansion: float = 0.5,
+                 add_identity: bool = True,
+                 norm_cfg: ConfigType = YOLO_BN,
+                 act_cfg: ConfigType = dict(type='Mish'),
+                 with_cp: bool = False,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        mid_channels = int(out_channels * expansion)
+        self.main_conv = ConvModule(in_channels, mid_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.blocks = nn.Sequential(*[
+            ResidualBottleneck(mid_channels, mid_channels, expansion=1.0, add_identity=add_identity,
+                               norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
+            for _ in range(num_blocks)])
+        self.main_out_conv = nn.Conv2d(mid_channels, mid_channels, 1, bias=False)
+        self.short_conv = nn.Conv2d(in_channels, mid_channels, 1, bias=False)
+        self.norm_name, norm = build_norm_layer(norm_cfg, 2 * mid_channels)
+        self.add_module(self.norm_name, norm)
+        self.activate = build_activation_layer(act_cfg)
+        self.final_conv = ConvModule(2 * mid_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    @property
+    def norm(self) -> nn.Module:
+        """The norm layer after the concatenation."""
+        return getattr(self, self.norm_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        main = self.main_out_conv(self.blocks(self.main_conv(x)))
+        short = self.short_conv(x)
+        out = self.activate(self.norm(torch.cat((main, short), dim=1)))
+        return self.final_conv(out)

@@ -1,0 +1,33 @@
+import os
+
+import pytest
+import torch
+
+# Keep CPU tests deterministic and from oversubscribing small CI machines.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# A ParNet small enough for CPU tests of whole detectors; the real presets are
+# tested in test_models/test_parnet.py.
+TINY_ARCH = dict(stream_channels=(16, 32, 64), final_channels=128, num_blocks=(1, 2, 2))
+
+
+def randomize_norm_stats(model: torch.nn.Module, seed: int = 0) -> None:
+    """Move every BatchNorm away from its initial statistics and affine values,
+    so that folding is tested on non-trivial numbers."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
+
+
+@pytest.fixture
+def tiny_arch():
+    return dict(TINY_ARCH)

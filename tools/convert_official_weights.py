@@ -1,0 +1,50 @@
+"""Convert an official ParNet ImageNet checkpoint (.pth.tar) to parnet_det's names.
+
+    python tools/convert_official_weights.py parnet_xl.pth.tar parnet_xl_imagenet_converted.pth
+    # then in a config:
+    # backbone=dict(type='ParNet', arch='xl', out_indices=(1, 2, 3),
+    #               init_cfg=dict(type='Pretrained', checkpoint='parnet_xl_imagenet_converted.pth'))
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+from parnet_det.convert import ConversionError, convert_official, load_official_state_dict
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('src', help='official checkpoint (.pth.tar with state_dict / state_dict_ema)')
+    parser.add_argument('dst', help='output file (.pth)')
+    parser.add_argument('--weights', choices=['ema', 'state_dict'], default='ema',
+                        help='which weights of the checkpoint: the EMA (default, what the paper reports) '
+                             'or the raw training weights')
+    parser.add_argument('--form', choices=['backbone', 'classifier'], default='backbone',
+                        help='backbone: ParNet keys for init_cfg Pretrained (default); '
+                             'classifier: ParNetClassifier keys including the ImageNet head')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.src):
+        sys.exit(f'error: {args.src} does not exist')
+    try:
+        state_dict, report = convert_official(load_official_state_dict(args.src, args.weights), args.form)
+    except ConversionError as err:
+        sys.exit(f'error: {err}')
+    meta = dict(parnet_arch=report['arch'], parnet_preset=report['preset'], form=args.form,
+                source=osp.basename(args.src), weights=args.weights)
+    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    print(f'ParNet arch: {report["preset"] or "custom"} {report["arch"]}')
+    print(f'converted {report["converted"]} entries ({args.weights} weights) -> {args.dst} ({args.form} form)')
+    if report['dropped_head']:
+        print(f'not needed by the backbone form: {", ".join(report["dropped_head"])}')
+    if report['unused']:
+        print(f'official keys with no counterpart ({len(report["unused"])}): {", ".join(report["unused"])}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,38 @@
+"""Fold a trained model's ParNet blocks and write a deploy checkpoint.
+
+    python tools/reparameterize.py CONFIG CHECKPOINT OUT
+    # OUT loads into the same config built with deploy=True
+    # (e.g. --cfg-options model.backbone.deploy=True), or use tools/test.py --deploy.
+"""
+import argparse
+import sys
+
+from mmengine.config import Config, DictAction
+
+from parnet_det.deploy import reparameterize_checkpoint
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='trained checkpoint (training form)')
+    parser.add_argument('out', help='deploy checkpoint to write')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, as in mmdet tools (key=value)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        num_folded = reparameterize_checkpoint(cfg, args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    print(f'folded {num_folded} blocks; deploy checkpoint written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
