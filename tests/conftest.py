@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
 # Keep CPU tests deterministic and from oversubscribing small CI machines.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -26,6 +27,12 @@ def randomize_norm_stats(model: torch.nn.Module, seed: int = 0) -> None:
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
+
+
+@pytest.fixture(autouse=True)
+def mmdet_default_scope():
+    """Build through mmdet's registries, whatever an earlier test's Runner left as default scope."""
+    init_default_scope('mmdet')
 
 
 @pytest.fixture
