@@ -9,7 +9,7 @@ from .utils.checkpoint import install_safe_checkpoint_loading
 
 install_safe_checkpoint_loading()
 
-from . import models  # noqa: E402,F401  (registers the modules)
+from . import datasets, engine, models  # noqa: E402,F401  (registers the modules)
 from .deploy import switch_to_deploy  # noqa: E402
 
 __all__ = ['__version__', 'switch_to_deploy']

@@ -38,3 +38,11 @@ def mmdet_default_scope():
 @pytest.fixture
 def tiny_arch():
     return dict(TINY_ARCH)
+
+
+@pytest.fixture(scope='session')
+def tiny_coco(tmp_path_factory):
+    """A few generated COCO-format images, shared by the tests of a session."""
+    from parnet_det.datasets import generate_synthetic_coco
+    return generate_synthetic_coco(str(tmp_path_factory.mktemp('tiny_coco')), num_train=8, num_val=4,
+                                   image_size=128, seed=0)

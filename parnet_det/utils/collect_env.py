@@ -1,5 +1,7 @@
 """Versions of the stack and the device, for bug reports and benchmark records."""
+import os
 import platform
+import subprocess
 import sys
 from collections import OrderedDict
 from importlib import metadata
@@ -12,15 +14,37 @@ def _version(package: str) -> str:
         return 'not installed'
 
 
+_MMCV_OPS_PROBE = ('from mmcv.ops import get_compiler_version, get_compiling_cuda_version\n'
+                   'print(get_compiling_cuda_version()); print(get_compiler_version())')
+
+
 def mmcv_ops_info() -> str:
-    """Whether mmcv's compiled ops load, and for which device."""
+    """Whether mmcv's compiled ops load, and for which device.
+
+    Asked in a child process: on the lent H100 machine (2026-11-26, its
+    prebuilt mmcv) collecting the environment killed the interpreter with a
+    segmentation fault before anything was printed, most likely in these
+    queries of the compiled extension; a report must not take down the run
+    that asks for it.
+    """
     try:
-        from mmcv.ops import get_compiler_version, get_compiling_cuda_version
-    except (ImportError, OSError) as err:
-        return f'NOT compiled ({err.__class__.__name__}: {err})'
-    cuda = get_compiling_cuda_version()
+        probe = subprocess.run([sys.executable, '-c', _MMCV_OPS_PROBE], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return 'unknown (probe timed out)'
+    if probe.returncode != 0:
+        last_line = (probe.stderr.strip().splitlines() or [f'exit code {probe.returncode}'])[-1]
+        return f'NOT usable ({last_line})'
+    cuda, compiler = (probe.stdout.strip().splitlines() + ['', ''])[:2]
     kind = 'CPU only' if cuda in ('not available', '') else f'CUDA {cuda}'
-    return f'compiled ({kind}; {get_compiler_version()})'
+    return f'compiled ({kind}; {compiler})'
+
+
+def cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def collect_env() -> 'OrderedDict[str, str]':
@@ -28,7 +52,7 @@ def collect_env() -> 'OrderedDict[str, str]':
     env = OrderedDict()
     env['Python'] = sys.version.replace('\n', ' ')
     env['Platform'] = platform.platform()
-    env['CPU'] = platform.processor() or platform.machine()
+    env['CPU'] = f'{cpu_model()}, {os.cpu_count()} cores'
     env['torch'] = torch.__version__
     env['torch CUDA'] = str(torch.version.cuda)
     env['torchvision'] = _version('torchvision')

@@ -1,0 +1,5 @@
+_base_ = './_base_/yolo_pafpn_coco.py'
+
+model = dict(
+    backbone=dict(_delete_=True, type='ParNet', arch='l', out_indices=(1, 2, 3)),
+    neck=dict(in_channels=[320, 640, 2560]))

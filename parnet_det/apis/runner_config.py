@@ -1,0 +1,107 @@
+"""Turn the command-line arguments of tools/train.py and tools/test.py into a runner config.
+
+The tools only parse arguments; everything here is importable and testable.
+The arguments and their meaning are MMDetection's (tools/train.py, tools/test.py).
+"""
+import os.path as osp
+from typing import Optional, Sequence
+
+import torch
+from mmengine.config import Config
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config, with a clear error for a wrong path, then apply ``--cfg-options``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist (configs live in configs/, '
+                                'e.g. configs/yolo_parnet_xl_coco.py)')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def set_launcher(cfg: Config, launcher: str) -> Config:
+    """Set the launcher; without a usable GPU, distribute over CPU processes.
+
+    mmengine's torchrun path assumes one GPU per process: it calls
+    ``torch.cuda.set_device``, its runtime defaults to NCCL and it wraps the
+    model in DDP with ``device_ids=[LOCAL_RANK]``. On CPUs the process group
+    is started here with gloo (mmengine then uses it as it is), and DDP gets
+    ``device_ids=None``.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return cfg
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    return cfg
+
+
+def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = None, amp: bool = False,
+                       auto_scale_lr: bool = False, resume: Optional[str] = None,
+                       launcher: str = 'none') -> Config:
+    """Apply tools/train.py's options to ``cfg`` (as MMDetection's own train tool does)."""
+    set_launcher(cfg, launcher)
+    # Priority: command line > config > ./work_dirs/<config name>.
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(config_path)
+    if amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(f'--amp needs an OptimWrapper or AmpOptimWrapper, the config uses {optim_wrapper}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if auto_scale_lr:
+        if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the config')
+        cfg.auto_scale_lr.enable = True
+    # --resume alone: the latest checkpoint of work_dir; --resume PATH: that checkpoint.
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume {resume}: no such checkpoint')
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:
+    """Set the test pipeline's input size: resize to fit and pad to ``(H, W)``.
+
+    Handles the two resize styles of mmdet test pipelines (``scale`` with
+    ``keep_ratio``, as YOLOX's) and the ``Pad`` step after it, for the test
+    dataloader and, if present, the validation one.
+    """
+    height, width = (resolution[0], resolution[0]) if len(resolution) == 1 else resolution[:2]
+    for loader_key in ('test_dataloader', 'val_dataloader'):
+        loader = cfg.get(loader_key)
+        if not loader:
+            continue
+        pipeline = loader.dataset.get('pipeline')
+        if pipeline is None:  # wrapped datasets keep theirs one level down
+            pipeline = loader.dataset.dataset.pipeline
+        resized = False
+        for step in pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (width, height)  # mmcv's Resize takes (w, h)
+                resized = True
+            elif step['type'] == 'Pad' and not (step.get('pad_to_square') and height == width):
+                step.pop('size_divisor', None)
+                step['pad_to_square'] = False
+                step['size'] = (width, height)
+        if not resized:
+            raise KeyError(f'{loader_key}: no Resize step in the pipeline to set the resolution on')
+    return cfg

@@ -1,0 +1,91 @@
+"""Every config builds, trains one iteration and predicts, on generated data at a small size."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet.registry import DATASETS, MODELS
+
+from parnet_det.apis import set_test_resolution
+from parnet_det.datasets import check_dataset_config, DatasetConfigError
+from parnet_det.deploy import switch_to_deploy
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
+
+
+def _point_at(cfg, data):
+    """Datasets and evaluators of ``cfg`` -> the generated dataset ``data``."""
+    for split, image_dir, ann in (('train', 'train/', 'instances_train.json'), ('val', 'val/', 'instances_val.json'),
+                                  ('test', 'val/', 'instances_val.json')):
+        dataset = cfg[f'{split}_dataloader']['dataset']
+        while 'dataset' in dataset:
+            dataset = dataset['dataset']
+        dataset.update(data_root=data['data_root'], ann_file=f'annotations/{ann}', data_prefix=dict(img=image_dir),
+                       metainfo=dict(classes=data['classes']))
+    for split in ('val', 'test'):
+        cfg[f'{split}_evaluator']['ann_file'] = osp.join(data['data_root'], 'annotations/instances_val.json')
+    cfg.model.bbox_head.num_classes = len(data['classes'])
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
+def test_config_trains_one_iteration_and_predicts(config, tiny_coco):
+    cfg = Config.fromfile(config)
+    _point_at(cfg, tiny_coco)
+    check_dataset_config(cfg)
+    set_test_resolution(cfg, [96])
+    cfg.model.data_preprocessor.pop('batch_augments', None)
+
+    train_set = DATASETS.build(cfg.train_dataloader.dataset)
+    test_set = DATASETS.build(cfg.test_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    # One training iteration on a real pipeline sample, resized to a small input.
+    sample = train_set[0]
+    small = torch.nn.functional.interpolate(sample['inputs'][None].float(), size=(96, 96)).squeeze(0)
+    data_sample = sample['data_samples']
+    data_sample.gt_instances.bboxes.rescale_((96 / sample['inputs'].shape[-1], 96 / sample['inputs'].shape[-2]))
+    data_sample.set_metainfo(dict(img_shape=(96, 96), batch_input_shape=(96, 96), pad_shape=(96, 96)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model.train()
+    losses = model.loss(*model.data_preprocessor(dict(inputs=[small], data_samples=[data_sample]), True).values())
+    total = sum(v.sum() for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    optimizer.step()
+    # One prediction through the test pipeline.
+    model.eval()
+    with torch.no_grad():
+        results = model.test_step(dict(inputs=[test_set[0]['inputs']], data_samples=[test_set[0]['data_samples']]))
+    assert results[0].pred_instances.bboxes.shape[-1] == 4
+    # The ParNet detectors fold and predict the same.
+    if switch_to_deploy(model):
+        with torch.no_grad():
+            folded = model.test_step(dict(inputs=[test_set[0]['inputs']], data_samples=[test_set[0]['data_samples']]))
+        assert torch.allclose(folded[0].pred_instances.scores, results[0].pred_instances.scores, atol=1e-4)
+
+
+def test_missing_dataset_names_the_files_and_the_way_out():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/yolo_parnet_xl_coco.py'))
+    cfg.merge_from_dict({'train_dataloader.dataset.dataset.data_root': '/nonexistent/coco/',
+                         'val_dataloader.dataset.data_root': '/nonexistent/coco/',
+                         'val_evaluator.ann_file': '/nonexistent/coco/annotations/instances_val2017.json'})
+    with pytest.raises(DatasetConfigError) as err:
+        check_dataset_config(cfg, splits=('train', 'val'))
+    message = str(err.value)
+    for expected in ('/nonexistent/coco/annotations/instances_train2017.json', '/nonexistent/coco/train2017/',
+                     '/nonexistent/coco/annotations/instances_val2017.json', 'cocodataset.org',
+                     'generate_synthetic_coco.py'):
+        assert expected in message
+
+
+def test_malformed_annotation_file_is_reported(tiny_coco, tmp_path):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/demo/yolo_parnet_tiny_synthetic.py'))
+    _point_at(cfg, tiny_coco)
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"images": [')
+    cfg.train_dataloader.dataset.ann_file = str(broken)
+    with pytest.raises(DatasetConfigError, match='broken.json is not valid JSON'):
+        check_dataset_config(cfg, splits=('train',))

@@ -1,0 +1,171 @@
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from parnet_det.apis import load_config
+from parnet_det.benchmark import (build_detector, check_precisions, end_to_end_step, network_step, pack_images,
+                                  resolve_device, synthetic_images, time_repeats)
+
+from ..conftest import randomize_norm_stats, relative_error
+
+REPO = Path(__file__).resolve().parents[2]
+PARNET = 'configs/demo/yolo_parnet_tiny_synthetic.py'
+BASELINE = 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py'
+RESULT_FILES = ('results.json', 'results.csv', 'results.md', 'fps_vs_resolution.png')
+CPU = torch.device('cpu')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_tool', REPO / 'tools' / 'benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.fixture(scope='module')
+def cli_run(tmp_path_factory):
+    """One command-line run on both demo configs: 2 models x 2 resolutions x 2 batch sizes x 2 modes."""
+    work_dir = tmp_path_factory.mktemp('benchmark')
+    # One thread: the timings are not checked, and a thread waiting for a busy core stalls the run.
+    command = [sys.executable, 'tools/benchmark.py', PARNET, '--baseline', BASELINE, '--resolutions', '64', '96',
+               '--batch-sizes', '1', '2', '--warmup', '1', '--iters', '1', '--repeats', '2', '--threads', '1',
+               '--work-dir', str(work_dir)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return work_dir, result.stdout, json.loads((work_dir / 'results.json').read_text())
+
+
+def test_cli_writes_every_result_file_and_one_progress_line_per_measurement(cli_run):
+    work_dir, stdout, results = cli_run
+    for name in RESULT_FILES:
+        assert (work_dir / name).stat().st_size > 0
+    assert (work_dir / 'fps_vs_resolution.png').read_bytes().startswith(b'\x89PNG')
+    rows = results['rows']
+    assert len(rows) == 16
+    assert sum(line.startswith('[') and '/16]' in line for line in stdout.splitlines()) == 16
+    assert 'tools/benchmark.py' in results['command'] and '--baseline' in results['command']
+    assert results['environment']['mmdet'] == '3.3.0' and results['settings']['torch_threads'] == 1
+    with open(work_dir / 'results.csv') as file:
+        assert len(list(csv.DictReader(file))) == 16
+    markdown = (work_dir / 'results.md').read_text()
+    assert markdown.count('| yolo_parnet_tiny_synthetic |') == 8
+
+
+def test_numbers_are_positive_and_images_per_s_counts_every_image_of_a_batch(cli_run):
+    rows = cli_run[2]['rows']
+    for row in rows:
+        for key in ('ms_per_batch_median', 'ms_per_batch_min', 'images_per_s', 'params', 'flops_per_image',
+                    'backbone_depth'):
+            assert row[key] > 0, (key, row)
+        assert row['ms_per_batch_min'] <= row['ms_per_batch_median'] <= row['ms_per_batch_max']
+        assert len(row['ms_per_batch_repeats']) == 2 and row['peak_memory_mib'] >= 0
+        assert (row['detections_per_image'] is None) == (row['mode'] == 'network')
+        assert row['images_per_s'] == pytest.approx(row['batch_size'] * 1000 / row['ms_per_batch_median'])
+    assert {row['batch_size'] for row in rows} == {1, 2}
+    parnet = {row['folded_blocks'] for row in rows if row['model'] == 'yolo_parnet_tiny_synthetic'}
+    baseline = {row['folded_blocks'] for row in rows if row['model'] == 'yolo_cspdarknet53s_tiny_synthetic'}
+    assert parnet.pop() > 0 and baseline == {0}
+
+
+def test_flops_per_image_grow_with_the_square_of_the_resolution(cli_run):
+    rows = cli_run[2]['rows']
+    for model in ('yolo_parnet_tiny_synthetic', 'yolo_cspdarknet53s_tiny_synthetic'):
+        flops = {(row['resolution'], row['batch_size']): row['flops_per_image']
+                 for row in rows if row['model'] == model}
+        # Per image: the same at both batch sizes.
+        assert flops[64, 1] == flops[64, 2] and flops[96, 1] == flops[96, 2]
+        # Every counted op is a convolution over a feature map whose area scales by (96/64)^2
+        # (both sides are multiples of 32, so no padding or rounding of the smallest maps).
+        assert flops[96, 1] / flops[64, 1] == pytest.approx((96 / 64)**2, rel=0.02)
+
+
+def test_ratios_are_against_the_first_baseline_at_the_same_setting(cli_run):
+    rows = cli_run[2]['rows']
+    for row in rows:
+        if row['model'] == 'yolo_cspdarknet53s_tiny_synthetic':
+            assert row['fps_ratio_to_baseline'] == pytest.approx(1.0)
+        else:
+            reference = next(r for r in rows if r['model'] != row['model'] and all(
+                r[key] == row[key] for key in ('resolution', 'batch_size', 'precision', 'form', 'mode')))
+            assert row['fps_ratio_to_baseline'] == pytest.approx(row['images_per_s'] / reference['images_per_s'])
+
+
+def test_deploy_and_train_forms_predict_the_same(tmp_path):
+    cfg = load_config(str(REPO / PARNET))
+    # Inputs in [0, 1]: the recipe feeds raw 0-255 pixels, which through random weights give logits
+    # of ~1e5 and overflowing box sizes, so nothing about the predictions could be compared.
+    cfg.model.data_preprocessor.update(mean=[0.0] * 3, std=[255.0] * 3)
+    torch.manual_seed(0)
+    trained, _ = build_detector(cfg, 'train', CPU)
+    randomize_norm_stats(trained)  # fold non-trivial BN statistics
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save({'state_dict': trained.state_dict()}, checkpoint)
+    train_form, train_folded = build_detector(cfg, 'train', CPU, str(checkpoint))
+    deploy_form, deploy_folded = build_detector(cfg, 'deploy', CPU, str(checkpoint))
+    assert train_folded == 0 and deploy_folded > 0
+    images = synthetic_images(64, 2)
+    with torch.inference_mode():
+        data = train_form.data_preprocessor(pack_images(images), False)
+        for expected, actual in zip(network_step(train_form, data)(), network_step(deploy_form, data)()):
+            for e, a in zip(expected, actual):
+                assert relative_error(a, e) < 1e-4  # folding reorders fp32 sums; seen: <= 6e-6
+        expected = end_to_end_step(train_form, images)()
+        actual = end_to_end_step(deploy_form, images)()
+    for e, a in zip(expected, actual):
+        assert len(e.pred_instances) > 10
+        assert torch.equal(a.pred_instances.labels, e.pred_instances.labels)
+        torch.testing.assert_close(a.pred_instances.scores, e.pred_instances.scores, rtol=1e-4, atol=1e-4)
+        # Box sides are exp(logit): a logit's rounding error becomes the same relative error of the box.
+        torch.testing.assert_close(a.pred_instances.bboxes, e.pred_instances.bboxes, rtol=2e-3, atol=1e-2)
+
+
+def test_a_bad_config_path_stops_before_anything_is_written(tmp_path):
+    tool = _load_tool()
+    work_dir = tmp_path / 'out'
+    for argv in ([str(REPO / 'configs/no_such_config.py')],
+                 [str(REPO / PARNET), '--baseline', str(REPO / 'configs/no_such_baseline.py')]):
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main(argv + ['--work-dir', str(work_dir)])
+        assert 'does not exist' in str(exit_info.value.code)
+    assert not work_dir.exists()
+
+
+def test_an_unknown_precision_is_an_argparse_error(capsys):
+    tool = _load_tool()
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args([PARNET, '--precision', 'fp32', 'fp8'])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match='unknown precision'):
+        check_precisions(CPU, ['int8'])
+
+
+def test_fp16_on_the_cpu_and_cuda_without_a_gpu_are_refused(tmp_path):
+    with pytest.raises(ValueError, match='fp16 is not benchmarked on the CPU'):
+        check_precisions(CPU, ['fp32', 'fp16'])
+    check_precisions(CPU, ['fp32', 'bf16'])
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='torch sees no CUDA device'):
+            resolve_device('cuda')
+        with pytest.raises(SystemExit) as exit_info:
+            _load_tool().main([str(REPO / PARNET), '--device', 'cuda', '--work-dir', str(tmp_path / 'out')])
+        assert 'no CUDA device' in str(exit_info.value.code) and not (tmp_path / 'out').exists()
+
+
+def test_time_repeats_times_every_iteration_after_the_warmup():
+    calls = []
+
+    def step():
+        calls.append(None)
+        time.sleep(0.002)
+
+    block_ms = time_repeats(step, CPU, warmup=2, iters=3, repeats=4)
+    assert len(calls) == 2 + 3 * 4 and len(block_ms) == 4
+    assert all(ms >= 2.0 for ms in block_ms)

@@ -1,0 +1,93 @@
+"""Speed of detectors: network-only latency and end-to-end throughput, on the CPU or a CUDA GPU.
+
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...]
+        [--resolutions 320 416 512 640] [--batch-sizes 1] [--precision fp32 [fp16 bf16]]
+        [--forms deploy [train] | --deploy | --no-deploy] [--device cpu|cuda]
+        [--warmup 10] [--iters 30] [--repeats 5] [--threads N] [--work-dir DIR] [--cfg-options key=value ...]
+
+Writes results.json, results.csv, results.md (img/s ratios against the first --baseline) and
+fps_vs_resolution.png into --work-dir (default work_dirs/benchmark/<timestamp>). Inputs are random
+images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
+to every config. What each measurement covers: parnet_det/benchmark/detector.py.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+from mmengine.config import DictAction
+
+from parnet_det.benchmark import (FORMS, PRECISIONS, BenchmarkSettings, add_baseline_ratios, benchmark_meta,
+                                  check_precisions, load_model_specs, resolve_device, run_benchmark,
+                                  write_report)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text} is negative')
+    return value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='detector config')
+    parser.add_argument('checkpoint', nargs='?', help='weights of CONFIG, loaded before folding (optional)')
+    parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG',
+                        help='a config to compare with (repeatable; ratios are against the first)')
+    parser.add_argument('--resolutions', type=_positive_int, nargs='+', default=[320, 416, 512, 640],
+                        metavar='SIDE', help='square input sides in pixels')
+    parser.add_argument('--batch-sizes', type=_positive_int, nargs='+', default=[1], metavar='N')
+    parser.add_argument('--precision', '--precisions', dest='precisions', nargs='+', default=['fp32'],
+                        choices=list(PRECISIONS), help='fp16 / bf16 run under torch.autocast')
+    forms = parser.add_mutually_exclusive_group()
+    forms.add_argument('--forms', nargs='+', choices=FORMS,
+                       help="'deploy': ParNet branches folded; 'train': as trained; both to compare")
+    forms.add_argument('--deploy', dest='forms', action='store_const', const=['deploy'],
+                       help='measure the folded form only (default)')
+    forms.add_argument('--no-deploy', dest='forms', action='store_const', const=['train'],
+                       help='measure the training form only')
+    parser.set_defaults(forms=['deploy'])
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--warmup', type=_non_negative_int, default=10, help='untimed iterations first')
+    parser.add_argument('--iters', type=_positive_int, default=30, help='iterations per timed repeat')
+    parser.add_argument('--repeats', type=_positive_int, default=5, help='timed repeats (median, min, max)')
+    parser.add_argument('--threads', type=_positive_int,
+                        help="torch's CPU threads (default: torch's choice; recorded in the results)")
+    parser.add_argument('--work-dir', help='output folder (default work_dirs/benchmark/<timestamp>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every config, key=value')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes,
+                                 precisions=args.precisions, forms=args.forms, device=args.device,
+                                 warmup=args.warmup, iters=args.iters, repeats=args.repeats, threads=args.threads)
+    # Refuse what cannot run before measuring anything, and before any output exists.
+    try:
+        models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
+        check_precisions(resolve_device(args.device), args.precisions)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        sys.exit(f'error: {err}')
+    work_dir = args.work_dir or osp.join('work_dirs', 'benchmark', time.strftime('%Y%m%d_%H%M%S'))
+    baseline = models[1].name if args.baseline else None
+    command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
+    # Collected first: a failure there must not cost the measurements.
+    meta = benchmark_meta(command, settings, baseline)
+    rows = run_benchmark(models, settings)
+    add_baseline_ratios(rows, baseline)
+    for path in write_report(work_dir, meta, rows):
+        print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()

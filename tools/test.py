@@ -1,0 +1,100 @@
+"""Evaluate a checkpoint (COCO bbox AP through mmdet's CocoMetric / pycocotools).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+        [--tta] [--deploy] [--resolution 512 | H W] [--cfg-options ...] [--launcher ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
+from parnet_det.apis import default_work_dir, load_config, set_launcher, set_test_resolution
+from parnet_det.datasets import DatasetConfigError, check_dataset_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to a pickle file (.pkl) for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory (inside work_dir/timestamp) to save painted images')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip), as in mmdet')
+    parser.add_argument('--deploy', action='store_true',
+                        help="fold ParNet's branches (re-parameterise) after loading, before evaluating")
+    parser.add_argument('--resolution', type=int, nargs='+', metavar='SIZE',
+                        help='test input size: one side (square) or H W; sets the resize and padding')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def apply_visualization(cfg, args):
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show / --show-dir need default_hooks.visualization in the config')
+    hook.draw = True
+    if args.show:
+        hook.show = True
+        hook.wait_time = args.wait_time
+    if args.show_dir:
+        hook.test_out_dir = args.show_dir
+
+
+def apply_tta(cfg):
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise KeyError('--tta needs tta_model and tta_pipeline in the config (the YOLOX base provides them)')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def apply_deploy(cfg):
+    # An mmengine checkpoint's state_dict already holds the EMA weights; EMAHook would swap
+    # training-form parameters into the folded model.
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] not in ('EMAHook', 'mmdet.EMAHook')]
+    cfg.custom_hooks.append(dict(type='ReparameterizeHook'))
+
+
+def main():
+    args = parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+        set_launcher(cfg, args.launcher)
+        cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+        cfg.load_from = args.checkpoint
+        if args.resolution:
+            set_test_resolution(cfg, args.resolution)
+        if args.show or args.show_dir:
+            apply_visualization(cfg, args)
+        if args.tta:
+            apply_tta(cfg)
+        if args.deploy:
+            apply_deploy(cfg)
+        if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError('--out must be a .pkl or .pickle file')
+        check_dataset_config(cfg, splits=('test',))
+    except (DatasetConfigError, FileNotFoundError, KeyError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,54 @@
+"""Train a detector (MMDetection's train tool, with parnet_det registered and the data checked first).
+
+    python tools/train.py configs/yolo_parnet_xl_coco.py [--work-dir DIR] [--amp] [--auto-scale-lr]
+        [--resume [CHECKPOINT]] [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
+    bash tools/dist_train.sh configs/yolo_parnet_xl_coco.py 8
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
+from parnet_det.apis import load_config, setup_train_config
+from parnet_det.datasets import DatasetConfigError, check_dataset_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CHECKPOINT, or without a value from the latest checkpoint in work_dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (e.g. train_dataloader.batch_size=4)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
+                           auto_scale_lr=args.auto_scale_lr, resume=args.resume, launcher=args.launcher)
+        check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
+    except (DatasetConfigError, FileNotFoundError, KeyError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
