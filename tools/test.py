@@ -14,7 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-from parnet_det.apis import default_work_dir, load_config, set_launcher, set_test_resolution
+from parnet_det.apis import default_work_dir, load_config, record_ap_results, set_launcher, set_test_resolution
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 
 
@@ -93,7 +93,11 @@ def main():
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    metrics = runner.test()
+    if runner.rank == 0:
+        record = record_ap_results(osp.join(cfg.work_dir, 'ap_results.jsonl'), args.config, args.checkpoint,
+                                   cfg, metrics, deploy=args.deploy, tta=args.tta)
+        print(f'AP results appended to {record}')
 
 
 if __name__ == '__main__':

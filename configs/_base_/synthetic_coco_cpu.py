@@ -1,10 +1,10 @@
 # Small detectors on the generated COCO-format dataset (tools/dataset/generate_synthetic_coco.py),
 # trained on a CPU in minutes. Same neck/head types and losses as the COCO recipe, narrower,
-# at 256 px, with a short AdamW schedule instead of 300 epochs of SGD.
+# at 160 px, with a short AdamW schedule instead of 300 epochs of SGD.
 _base_ = './yolo_pafpn_coco.py'
 
 data_root = 'data/synthetic_coco/'
-img_scale = (256, 256)  # width, height
+img_scale = (160, 160)  # width, height; the demo generates 160 px images
 metainfo = dict(classes=('circle', 'rectangle', 'triangle', 'ring', 'cross'))
 max_epochs = 12
 

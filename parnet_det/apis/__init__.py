@@ -1,3 +1,3 @@
-from .runner_config import default_work_dir, load_config, set_launcher, set_test_resolution, setup_train_config
+from .runner_config import default_work_dir, load_config, record_ap_results, set_launcher, set_test_resolution, setup_train_config
 
-__all__ = ['default_work_dir', 'load_config', 'set_launcher', 'set_test_resolution', 'setup_train_config']
+__all__ = ['default_work_dir', 'load_config', 'record_ap_results', 'set_launcher', 'set_test_resolution', 'setup_train_config']

@@ -3,6 +3,8 @@
 The tools only parse arguments; everything here is importable and testable.
 The arguments and their meaning are MMDetection's (tools/train.py, tools/test.py).
 """
+import json
+import os
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -76,6 +78,25 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
         cfg.resume = True
         cfg.load_from = resume
     return cfg
+
+
+def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:
+    """The (H, W) the test pipeline resizes and pads to, read off its Resize step."""
+    for step in cfg.test_dataloader.dataset.get('pipeline') or []:
+        if step['type'] == 'Resize':
+            width, height = step['scale']
+            return [height, width]
+    return None
+
+
+def record_ap_results(path: str, config_path: str, checkpoint: str, cfg: Config, metrics: dict, **flags) -> str:
+    """Append one evaluation (model, resolution, AP metrics) to a JSON-lines file for tools/report.py."""
+    record = dict(model=osp.splitext(osp.basename(config_path))[0], config=config_path, checkpoint=checkpoint,
+                  resolution=get_test_resolution(cfg), metrics={k: float(v) for k, v in metrics.items()}, **flags)
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+    return path
 
 
 def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:

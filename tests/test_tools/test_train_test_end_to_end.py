@@ -61,8 +61,13 @@ def _evaluate(trained, tmp_path, *extra):
 
 @pytest.mark.slow
 def test_small_parnet_detector_learns(trained, tmp_path):
-    metrics = _evaluate(trained, tmp_path)
+    metrics = _evaluate(trained, tmp_path, '--resolution', '128')
     assert metrics['coco/bbox_mAP_50'] >= AP50_BAR, metrics
+    # The record tools/report.py reads: model, resolution, the same metrics.
+    with open(tmp_path / 'test' / 'ap_results.jsonl') as f:
+        record = json.loads(f.readline())
+    assert record['model'] == 'yolo_parnet_tiny_synthetic' and record['resolution'] == [128, 128]
+    assert record['metrics']['coco/bbox_mAP_50'] == pytest.approx(metrics['coco/bbox_mAP_50'])
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s', 'coco/bbox_mAP_m', 'coco/bbox_mAP_l'):
         assert key in metrics
 
