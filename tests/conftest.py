@@ -46,3 +46,20 @@ def tiny_coco(tmp_path_factory):
     from parnet_det.datasets import generate_synthetic_coco
     return generate_synthetic_coco(str(tmp_path_factory.mktemp('tiny_coco')), num_train=8, num_val=4,
                                    image_size=128, seed=0)
+
+
+def head_outputs(model, data):
+    """Every tensor the heads produce for ``data``: the dense head's (or RPN's) maps and, for
+    two-stage detectors, the RoI head's outputs on the image's ground-truth boxes as proposals."""
+    from mmengine.structures import InstanceData
+    batch = model.data_preprocessor(data, False)
+    features = model.extract_feat(batch['inputs'])
+    dense_head = model.bbox_head if hasattr(model, 'bbox_head') else model.rpn_head
+    outputs = list(features) + [t for level in dense_head(features) for t in level]
+    if hasattr(model, 'roi_head'):
+        # Test pipelines pack boxes as plain tensors, training pipelines as HorizontalBoxes.
+        boxes = [getattr(s.gt_instances.bboxes, 'tensor', s.gt_instances.bboxes) for s in batch['data_samples']]
+        assert all(len(b) for b in boxes)
+        proposals = [InstanceData(bboxes=b) for b in boxes]
+        outputs += list(model.roi_head.forward(features, proposals, batch['data_samples']))
+    return outputs

@@ -11,6 +11,8 @@ from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
 from parnet_det.deploy import switch_to_deploy
 
+from ..conftest import head_outputs, relative_error
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'parnet_in_mmdet', '*.py')))
 SIZE = 128
@@ -74,16 +76,15 @@ def test_parnet_detector_trains_predicts_and_folds(config, coco_with_masks):
     model.eval()
     data = dict(inputs=[test_set[0]['inputs']], data_samples=[test_set[0]['data_samples']])
     with torch.no_grad():
-        features = model.extract_feat(model.data_preprocessor(data, False)['inputs'])
-        before = model.test_step(data)[0].pred_instances
+        before = head_outputs(model, data)
+        assert len(model.test_step(data)[0].pred_instances) > 0
         assert switch_to_deploy(model) > 0
-        folded_features = model.extract_feat(model.data_preprocessor(data, False)['inputs'])
-        after = model.test_step(data)[0].pred_instances
-    for folded, original in zip(folded_features, features):
-        assert ((folded - original).norm() / original.norm()).item() <= 1e-5
-    # The features agree to 1e-5; but an untrained head scores many boxes alike, and among ties
-    # float noise decides which proposal survives top-k and NMS. Compare the predictions as sets:
-    # the same count and scores, each box within half a pixel of one of the other set.
-    assert len(before) > 0 and len(before) == len(after)
-    assert torch.allclose(before.scores.sort().values, after.scores.sort().values, atol=1e-4)
-    assert torch.cdist(after.bboxes, before.bboxes).min(dim=1).values.max() < 0.5
+        after = head_outputs(model, data)
+        assert len(model.test_step(data)[0].pred_instances) > 0
+    # What the predictions are computed from is unchanged by folding. (Comparing the final boxes
+    # instead would test tie-breaking: an untrained head scores many boxes alike, and float noise
+    # decides which of them top-k and NMS keep.)
+    assert len(before) == len(after) > 0
+    for original, folded in zip(before, after):
+        assert relative_error(folded, original) <= 1e-4
+
