@@ -1,4 +1,3 @@
-import os.path as osp
 import subprocess
 import sys
 

@@ -9,12 +9,13 @@
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import shutil
 import subprocess
 import sys
 import time
+
+from parnet_det.datasets import synthetic_coco_cfg_options
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
@@ -33,8 +34,7 @@ def main():
     args = parser.parse_args()
     start = time.perf_counter()
     data_root = args.data_root.rstrip('/') + '/'
-    data_options = [f'{s}_dataloader.dataset.data_root={data_root}' for s in ('train', 'val', 'test')] + [
-        f'{s}_evaluator.ann_file={data_root}annotations/instances_val.json' for s in ('val', 'test')]
+    data_options = synthetic_coco_cfg_options(data_root)
     if not osp.isfile(osp.join(ROOT, data_root, 'annotations/instances_val.json')):
         run('tools/dataset/generate_synthetic_coco.py', data_root, '--num-train', '320', '--num-val', '80',
             '--image-size', '160', '--seed', '0')

@@ -1,10 +1,11 @@
 from .checked_coco import CheckedCocoDataset
 from .checks import DatasetConfigError, check_dataset_config
 from .synthetic_coco import (CLASSES, DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco,
-                             synthetic_coco_metainfo)
+                             synthetic_coco_cfg_options, synthetic_coco_metainfo)
 from .transforms import CheckedLoadImageFromFile
 
 __all__ = [
-    'CLASSES', 'DEFAULT_NUM_CLASSES', 'SHAPES', 'generate_synthetic_coco', 'synthetic_coco_metainfo',
+    'CLASSES', 'DEFAULT_NUM_CLASSES', 'SHAPES', 'generate_synthetic_coco', 'synthetic_coco_cfg_options',
+    'synthetic_coco_metainfo',
     'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'check_dataset_config'
 ]

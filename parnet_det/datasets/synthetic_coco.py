@@ -46,6 +46,25 @@ _COLOUR_CANDIDATES = 8
 _IMAGE_PREFIXES = dict(train='train/', val='val/')
 
 
+def synthetic_coco_cfg_options(data_root: str) -> List[str]:
+    """``--cfg-options`` that point a config (e.g. ``configs/demo/``) at a generated dataset.
+
+    A config's top-level ``data_root`` is already substituted into the
+    dataloaders and evaluators when the file is parsed, so overriding it alone
+    changes nothing: every use is overridden instead.
+
+    Args:
+        data_root (str): The ``out_dir`` the dataset was generated into.
+
+    Returns:
+        list[str]: ``key=value`` strings for the train/val/test dataloaders and the
+        val/test evaluators.
+    """
+    val_ann_file = osp.join(data_root, 'annotations/instances_val.json')
+    return ([f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')]
+            + [f'{split}_evaluator.ann_file={val_ann_file}' for split in ('val', 'test')])
+
+
 def synthetic_coco_metainfo(num_classes: int = DEFAULT_NUM_CLASSES) -> dict:
     """The ``metainfo`` that an mmdet dataset needs for a generated dataset.
 

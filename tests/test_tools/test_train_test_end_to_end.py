@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from parnet_det.datasets import generate_synthetic_coco
+from parnet_det.datasets import generate_synthetic_coco, synthetic_coco_cfg_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
@@ -20,9 +20,7 @@ AP50_BAR = 0.15
 
 def data_options(data_root, size=128):
     """--cfg-options moving the demo config onto ``data_root`` at ``size`` px."""
-    ann_val = osp.join(data_root, 'annotations/instances_val.json')
-    return [f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')] + [
-        f'val_evaluator.ann_file={ann_val}', f'test_evaluator.ann_file={ann_val}',
+    return synthetic_coco_cfg_options(data_root) + [
         f'train_dataloader.dataset.pipeline.4.scale=({size},{size})',
         f'val_dataloader.dataset.pipeline.1.scale=({size},{size})',
         f'test_dataloader.dataset.pipeline.1.scale=({size},{size})', 'randomness.seed=0']

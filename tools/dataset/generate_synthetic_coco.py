@@ -8,7 +8,7 @@ The same arguments and seed always give byte-identical files.
 import argparse
 import os.path as osp
 
-from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco
+from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_cfg_options
 
 
 def parse_args():
@@ -37,13 +37,7 @@ def main():
     print(f'wrote {train["num_images"]} train images ({train["num_objects"]} objects) and '
           f'{val["num_images"]} val images ({val["num_objects"]} objects) to {data_root}')
     print(f'classes: {", ".join(summary["classes"])}')
-    # A config's top-level data_root is already substituted into the dataloaders and evaluators
-    # when the file is parsed, so overriding it alone changes nothing: override each use instead.
-    val_ann_file = osp.join(data_root, val['ann_file'])
-    overrides = [f'{loader}.dataset.data_root={data_root}' for loader in
-                 ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    overrides += [f'{evaluator}.ann_file={val_ann_file}' for evaluator in ('val_evaluator', 'test_evaluator')]
-    print('point a config at it with:\n  --cfg-options ' + ' '.join(overrides))
+    print('point a config at it with:\n  --cfg-options ' + ' '.join(synthetic_coco_cfg_options(data_root)))
     if args.num_classes != DEFAULT_NUM_CLASSES:
         print(f'and give the config metainfo=dict(classes={summary["classes"]}) and a head with '
               f'num_classes={args.num_classes}')

@@ -1,5 +1,5 @@
 """The re-parameterisable core shared by every ParNet block."""
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
