@@ -81,7 +81,8 @@ fi
 
 log "installing runtime and test requirements and parnet_det (editable)"
 # mmcv's own requirements (addict, yapf, ...) come from its wheel's metadata.
-"${PIP[@]}" "$WHEEL_DIR"/mmcv-*.whl -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+"${PIP[@]}" "$WHEEL_DIR"/mmcv-*.whl -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/deploy.txt" \
+    -r "$ROOT/requirements/tests.txt"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 env_imports || { log "error: the environment does not import (mmcv ops / mmdet / parnet_det)"; exit 1; }

@@ -25,7 +25,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='CheckedLoadImageFromFile'),  # on_error='raise', the default (see yolo_pafpn_coco.py)
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='Pad', pad_to_square=True, pad_val=dict(img=(114.0, 114.0, 114.0))),
     dict(type='LoadAnnotations', with_bbox=True),

@@ -25,7 +25,9 @@ train_dataloader = dict(
 
 test_pipeline = [
     # Evaluation stops on an unreadable image: skipping it would change the AP.
-    dict(type='CheckedLoadImageFromFile', on_error='raise', backend_args=backend_args),
+    # (on_error='raise' is the default; left implicit so that mmdet.apis.inference_detector, which
+    # swaps this step for LoadImageFromNDArray and keeps its arguments, works with these configs.)
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='Pad', pad_to_square=True, pad_val=dict(img=(114.0, 114.0, 114.0))),
     dict(type='LoadAnnotations', with_bbox=True),

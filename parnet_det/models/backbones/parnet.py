@@ -11,6 +11,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
 from ..layers import CSPParNetStream, DownsamplingBlock, FusionBlock, ParNetStream, ReparamConv
+from ..utils import StreamFork
 
 # The official ImageNet presets. num_blocks counts the RepVGG-SSE blocks of each
 # stream (the official configs write 5, 6, 6, 1: one more per stream, and one
@@ -97,6 +98,13 @@ class ParNet(BaseModule):
         deploy (bool): Build the re-parameterised (inference) form, which a
             checkpoint written by ``tools/reparameterize.py`` loads into.
             Defaults to False.
+        parallel_streams (bool): In eval mode on a CUDA input, queue streams 1
+            and 2 on side CUDA streams so that the three streams run at the
+            same time (see :class:`~parnet_det.models.utils.StreamFork`);
+            outputs are identical to the sequential form. Ignored in training,
+            on the CPU and while ``torch.compile`` traces the model (one
+            compiled graph runs on one stream). An attribute: the inference
+            engine switches it on a built model. Defaults to False.
         init_cfg (dict or list[dict], optional): Initialization config, e.g.
             ``dict(type='Pretrained', checkpoint='parnet_xl_imagenet_converted.pth')``.
     """
@@ -112,6 +120,7 @@ class ParNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  deploy: bool = False,
+                 parallel_streams: bool = False,
                  init_cfg: OptMultiConfig = dict(
                      type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform',
                      mode='fan_in', nonlinearity='leaky_relu')) -> None:
@@ -124,6 +133,7 @@ class ParNet(BaseModule):
             raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.parallel_streams = parallel_streams
 
         w1, w2, w3 = self.arch['stream_channels']
         common = dict(norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
@@ -179,18 +189,32 @@ class ParNet(BaseModule):
                     module.eval()
         return self
 
+    def _runs_streams_in_parallel(self, x: torch.Tensor) -> bool:
+        return (self.parallel_streams and x.is_cuda and not self.training
+                and not torch.compiler.is_compiling())
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        # Streams 1 and 2 go to side branches 0 and 1 while the current stream
+        # computes the entries and stream 3; branch 1 also fuses streams 1 and
+        # 2, which overlaps with stream 3. Disabled, this is the sequential form.
+        fork = StreamFork(x.device, num_branches=2, enabled=self._runs_streams_in_parallel(x))
         stride4 = self.stem(x)
+        with fork.branch(0, stride4):
+            stream1 = self.streams[0](stride4)
+            stream1_down = self.stream1_downsample(stream1)
         stride8 = self.stream_entries[0](stride4)
-        stride16 = self.stream_entries[1](stride8)
-        stream1, stream2, stream3 = (stream(inp) for stream, inp in zip(self.streams, (stride4, stride8, stride16)))
-        fused = self.fusions[0]((stream2, self.stream1_downsample(stream1)))
+        with fork.branch(1, stride8):
+            stream2 = self.streams[1](stride8)
+            fork.join(0, stream1_down)
+            fused = self.fusions[0]((stream2, stream1_down))
+        stream3 = self.streams[2](self.stream_entries[1](stride8))
+        fork.join(0, stream1)
+        fork.join(1, stream2, fused)
         fused = self.fusions[1]((stream3, fused))
         outs = [stream1, stream2, fused]
         if self.final_downsample is not None:
             outs.append(self.final_downsample(fused))
         return tuple(outs[i] for i in self.out_indices)
-
 
 @MODELS.register_module()
 class ParNetCSP(ParNet):

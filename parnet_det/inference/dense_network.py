@@ -1,0 +1,81 @@
+"""A single-stage detector's network as one module: image batch in, dense boxes and scores out.
+
+The fast paths (channels-last, reduced precision, ``torch.compile``, CUDA
+graphs) and the ONNX export all take this one module, so that what is
+compiled, captured or exported is the same computation that is timed and
+tested.
+"""
+from typing import Dict, List, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from mmdet.models.dense_heads import YOLOXHead
+from mmdet.models.detectors import SingleStageDetector
+
+
+class DenseDetectorNetwork(nn.Module):
+    """Backbone, neck and head of a single-stage detector, with batched box decoding for YOLOX heads.
+
+    With a :class:`~mmdet.models.dense_heads.YOLOXHead` (this project's
+    YOLO-style detectors) the forward also decodes the whole batch at once,
+    as the head's ``predict_by_feat`` does per image before NMS, and returns
+
+    - ``boxes`` (B, N, 4): (x1, y1, x2, y2) in input-batch pixels, fp32;
+    - ``scores`` (B, N, num_classes): class probability x objectness, fp32;
+
+    where N sums H x W over the head's levels. With any other head the forward
+    returns the head's raw outputs; mmdet's ``predict_by_feat`` decodes them.
+
+    The head's outputs are cast to fp32 before decoding, so a network cast to
+    fp16 / bf16 still decodes in fp32.
+
+    Args:
+        detector (SingleStageDetector): A built mmdet detector, sharing its modules.
+    """
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(detector, SingleStageDetector):
+            raise TypeError(f'{type(detector).__name__} is not a single-stage detector; the inference engine '
+                            'runs single-stage detectors (use mmdet.apis.inference_detector for others)')
+        self.backbone = detector.backbone
+        self.neck = detector.neck if detector.with_neck else None
+        self.bbox_head = detector.bbox_head
+        self.decodes_boxes = isinstance(self.bbox_head, YOLOXHead)
+        self._priors: Dict[tuple, torch.Tensor] = {}
+
+    def features(self, inputs: torch.Tensor):
+        """Backbone and neck."""
+        features = self.backbone(inputs)
+        return self.neck(features) if self.neck is not None else features
+
+    def forward(self, inputs: torch.Tensor) -> Union[Tuple[torch.Tensor, torch.Tensor], tuple]:
+        head_outputs = self.bbox_head(self.features(inputs))
+        if not self.decodes_boxes:
+            return head_outputs
+        cls_scores, bbox_preds, objectnesses = ([level.float() for level in outputs] for outputs in head_outputs)
+        return self.decode(cls_scores, bbox_preds, objectnesses)
+
+    def _grid_priors(self, feature_sizes: List[torch.Size], device: torch.device) -> torch.Tensor:
+        """(N, 4) priors (x, y, stride_w, stride_h) of all levels; cached per feature size in eager mode."""
+        key = (tuple(tuple(size) for size in feature_sizes), device)
+        # Traced (compile, export), the priors become part of the graph; a cache there would only add guards.
+        if torch.compiler.is_compiling() or key not in self._priors:
+            priors = torch.cat(self.bbox_head.prior_generator.grid_priors(
+                feature_sizes, dtype=torch.float32, device=device, with_stride=True))
+            if torch.compiler.is_compiling():
+                return priors
+            self._priors[key] = priors
+        return self._priors[key]
+
+    def decode(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+               objectnesses: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decode YOLOX head outputs (lists over levels of (B, C, H, W)) into boxes and scores."""
+        batch = cls_scores[0].shape[0]
+        flat = lambda levels, width: torch.cat(
+            [level.permute(0, 2, 3, 1).reshape(batch, -1, width) for level in levels], dim=1)
+        priors = self._grid_priors([level.shape[2:] for level in cls_scores], cls_scores[0].device)
+        boxes = self.bbox_head._bbox_decode(priors, flat(bbox_preds, 4))
+        scores = flat(cls_scores, self.bbox_head.cls_out_channels).sigmoid() * flat(objectnesses, 1).sigmoid()
+        return boxes, scores

@@ -1,0 +1,155 @@
+"""The inference engine: decoded images in, boxes out, with the fast paths of :class:`InferenceOptions`.
+
+    from parnet_det.inference import init_detector_engine
+    engine = init_detector_engine('configs/yolo_parnet_xl_coco.py', 'work_dirs/.../epoch_300.pth',
+                                  device='cuda:0', precision='fp16', cuda_graph=True, parallel_streams=True)
+    results = engine(['demo.jpg', image_array])   # list of DetDataSample, boxes in original pixels
+
+Stages, each callable on its own (``tools/benchmark.py`` times them):
+:meth:`DetectorEngine.preprocess` (on the device, see :mod:`.preprocess`),
+:meth:`DetectorEngine.network` (the fast paths apply here) and
+:meth:`DetectorEngine.postprocess` (batched score threshold and NMS for YOLOX
+heads, see :mod:`.nms`; mmdet's per-image ``predict_by_feat`` for other heads).
+"""
+from typing import Any, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+
+from ..apis import load_config
+from ..deploy import switch_to_deploy
+from ..utils.checkpoint import load_checkpoint_file
+from .dense_network import DenseDetectorNetwork
+from .fast_paths import CUDAGraphRunner, InferenceOptions
+from .nms import postprocess_dense_detections
+from .preprocess import BatchPreprocessor, ImageInput, PreprocessSettings
+
+
+def set_parallel_streams(model: nn.Module, enabled: bool) -> int:
+    """Switch stream-parallel execution on every module of ``model`` that has it; returns how many."""
+    switched = 0
+    for module in model.modules():
+        if hasattr(module, 'parallel_streams'):
+            module.parallel_streams = enabled
+            switched += 1
+    return switched
+
+
+class DetectorEngine:
+    """Runs a single-stage detector on batches of decoded images, with fast paths.
+
+    The detector is put in eval mode and folded (:func:`~parnet_det.deploy.switch_to_deploy`)
+    unless ``deploy=False``; then the options apply in this order: parallel
+    streams, channels-last, precision cast, ``torch.compile``, CUDA graph.
+
+    Args:
+        model (nn.Module): A built single-stage detector (weights loaded).
+        cfg (Config): Its config (test pipeline and data preprocessor).
+        device (str | torch.device): Where to run. Defaults to 'cuda:0'.
+        options (InferenceOptions, optional): Fast paths. Defaults to none (plain eager fp32).
+        input_size (Sequence[int], optional): (H, W) or one side: the fixed
+            network input; defaults to the config's test ``Resize`` scale.
+        deploy (bool): Fold ParNet's branches. Defaults to True.
+    """
+
+    def __init__(self, model: nn.Module, cfg: Config, device='cuda:0', options: Optional[InferenceOptions] = None,
+                 input_size: Optional[Sequence[int]] = None, deploy: bool = True) -> None:
+        self.device = torch.device(device)
+        self.options = options or InferenceOptions()
+        self.options.check(self.device)
+        network = DenseDetectorNetwork(model)
+        model.eval()
+        if deploy:
+            switch_to_deploy(model)
+        if self.options.parallel_streams and set_parallel_streams(model, True) == 0:
+            raise ValueError(f'parallel_streams: the backbone {type(model.backbone).__name__} has no parallel '
+                             'streams (ParNet and ParNetCSP have)')
+        self.model = model.to(self.device)
+        self.test_cfg = model.bbox_head.test_cfg
+        self.decodes_boxes = network.decodes_boxes
+        if self.options.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.dense_network = network.to(self.options.dtype)
+        run = self.dense_network
+        if self.options.compile:
+            run = torch.compile(run, mode=self.options.compile_mode, dynamic=False)
+        if self.options.cuda_graph:
+            run = CUDAGraphRunner(run)
+        self._run = run
+        self.preprocess = BatchPreprocessor(PreprocessSettings.from_config(cfg, input_size), self.device)
+
+    @property
+    def input_size(self):
+        """(H, W) of the network input."""
+        return self.preprocess.settings.input_size
+
+    def network(self, batch: torch.Tensor) -> Any:
+        """The network (with batched decoding for YOLOX heads) on a pre-processed batch.
+
+        With ``cuda_graph`` the returned tensors are overwritten by the next call.
+        """
+        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        with torch.inference_mode():
+            return self._run(batch.to(dtype=self.options.dtype, memory_format=memory_format))
+
+    def postprocess(self, outputs: Any, metas: List[dict]) -> List[DetDataSample]:
+        """Network outputs -> one ``DetDataSample`` per image, ``pred_instances`` in original pixels."""
+        with torch.inference_mode():
+            if self.decodes_boxes:
+                instances = postprocess_dense_detections(*outputs, metas, self.test_cfg)
+            else:
+                outputs = tuple([level.float() for level in levels] for levels in outputs)
+                instances = self.model.bbox_head.predict_by_feat(*outputs, batch_img_metas=metas, rescale=True)
+        samples = []
+        for meta, pred in zip(metas, instances):
+            sample = DetDataSample(metainfo=meta)
+            sample.pred_instances = pred
+            samples.append(sample)
+        return samples
+
+    def __call__(self, images: Sequence[ImageInput]) -> List[DetDataSample]:
+        """Detect objects in ``images`` (paths or HWC uint8 BGR arrays, any sizes)."""
+        with torch.inference_mode():
+            batch, metas = self.preprocess(images)
+        return self.postprocess(self.network(batch), metas)
+
+
+def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:0', *,
+                         cfg_options: Optional[dict] = None, input_size: Optional[Sequence[int]] = None,
+                         **options) -> DetectorEngine:
+    """Build a :class:`DetectorEngine` from a config file (or Config) and a checkpoint.
+
+    A training checkpoint is folded after loading; one written by
+    ``tools/reparameterize.py`` (``meta.deploy``) loads into the folded form
+    directly.
+
+    Args:
+        config (str | Config): The detector's config.
+        checkpoint (str, optional): Its weights; None keeps the initialisation.
+        device (str | torch.device): Where to run. Defaults to 'cuda:0'.
+        cfg_options (dict, optional): Overrides, as ``--cfg-options``.
+        input_size (Sequence[int], optional): See :class:`DetectorEngine`.
+        **options: Fields of :class:`InferenceOptions` (precision, parallel_streams,
+            channels_last, compile, compile_mode, cuda_graph).
+    """
+    cfg = load_config(config, cfg_options) if isinstance(config, str) else config
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    inference_options = InferenceOptions(**options)
+    inference_options.check(torch.device(device))
+    loaded = load_checkpoint_file(checkpoint, map_location='cpu') if checkpoint is not None else None
+    if loaded is not None and (loaded.get('meta') or {}).get('deploy', False):
+        cfg.model.backbone.deploy = True
+    model = MODELS.build(cfg.model)
+    if loaded is not None:
+        try:
+            _load_checkpoint_to_model(model, loaded, strict=True)
+        except RuntimeError as err:
+            raise RuntimeError(f'{checkpoint} does not fit the model of this config (was it trained with '
+                               f'another config?): {err}') from err
+    return DetectorEngine(model, cfg, device, inference_options, input_size)

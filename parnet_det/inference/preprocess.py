@@ -1,0 +1,183 @@
+"""Pre-processing on the device: decoded images -> one fixed-shape, normalised batch.
+
+mmdet's test pipeline resizes and pads each image on the host with OpenCV,
+one image at a time, and the data preprocessor then normalises on the device.
+For serving, the whole step runs on the device here: the uint8 images are
+copied once, resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
+without anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
+size with the pipeline's pad value, and normalised as the config's data
+preprocessor does. A fixed input size is what compiled models and CUDA graphs
+need; for YOLO-style pipelines (resize to fit, pad to a square) it is exactly
+the pipeline's geometry.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+
+ImageInput = Union[str, np.ndarray]
+
+
+@dataclass
+class PreprocessSettings:
+    """What the config's test pipeline and data preprocessor do to an image.
+
+    Args:
+        input_size (tuple[int, int]): (height, width) of the network input.
+        resize_scale (tuple[int, int]): The ``Resize`` scale, (width, height)
+            as mmcv writes it.
+        keep_ratio (bool): Resize to fit ``resize_scale`` keeping the aspect
+            ratio, or stretch to it.
+        pad_pixel (tuple[float, float, float]): The padding, per channel of the
+            decoded (BGR) image, before normalisation: the pipeline's ``Pad``
+            value, or without a ``Pad`` step the pixel that the data
+            preprocessor's post-normalisation ``pad_value`` stands for.
+        mean (tuple[float, float, float], optional): Subtracted per channel (after ``bgr_to_rgb``).
+        std (tuple[float, float, float], optional): Divides per channel.
+        bgr_to_rgb (bool): Reverse the channels of the (BGR) decoded image.
+        padded_in_pipeline (bool): The pipeline has a ``Pad`` step, which
+            makes mmdet record the padded size as ``img_shape`` (box clipping
+            of some heads reads it).
+    """
+    input_size: Tuple[int, int]
+    resize_scale: Tuple[int, int]
+    keep_ratio: bool = True
+    pad_pixel: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    mean: Optional[Tuple[float, float, float]] = None
+    std: Optional[Tuple[float, float, float]] = None
+    bgr_to_rgb: bool = False
+    padded_in_pipeline: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Config, input_size: Optional[Sequence[int]] = None) -> 'PreprocessSettings':
+        """Read the test pipeline's ``Resize`` / ``Pad`` and the model's ``data_preprocessor``.
+
+        Args:
+            cfg (Config): The detector's config.
+            input_size (Sequence[int], optional): (height, width), or one side
+                for a square; defaults to the test ``Resize`` scale, rounded up
+                to the preprocessor's ``pad_size_divisor``.
+        """
+        pipeline = cfg.test_dataloader.dataset.get('pipeline')
+        if pipeline is None:  # wrapped datasets keep theirs one level down
+            pipeline = cfg.test_dataloader.dataset.dataset.pipeline
+        resize = next((step for step in pipeline if step['type'] == 'Resize'), None)
+        if resize is None or 'scale' not in resize:
+            raise KeyError('the test pipeline has no Resize step with a scale; pass input_size=(H, W)')
+        preprocessor = cfg.model.get('data_preprocessor', {})
+        mean, std = preprocessor.get('mean'), preprocessor.get('std')
+        bgr_to_rgb = preprocessor.get('bgr_to_rgb', False)
+        pad = next((step for step in pipeline if step['type'] == 'Pad'), None)
+        if pad is not None:
+            pad_value = pad.get('pad_val', 0)
+            if isinstance(pad_value, dict):
+                pad_value = pad_value.get('img', 0)
+            pad_pixel = tuple(pad_value) if isinstance(pad_value, (list, tuple)) else (pad_value, ) * 3
+        else:
+            # The preprocessor pads the normalised batch with pad_value: in pixels, mean + pad_value * std.
+            value = preprocessor.get('pad_value', 0)
+            pad_pixel = tuple(m + value * s for m, s in zip(mean or (0, 0, 0), std or (1, 1, 1)))
+            if bgr_to_rgb:
+                pad_pixel = pad_pixel[::-1]
+        if input_size is None:
+            scale_w, scale_h = resize['scale']
+            divisor = preprocessor.get('pad_size_divisor', 1)
+            input_size = (-(-scale_h // divisor) * divisor, -(-scale_w // divisor) * divisor)
+            resize_scale = (scale_w, scale_h)
+        else:
+            input_size = (input_size[0], input_size[0]) if len(input_size) == 1 else tuple(input_size[:2])
+            resize_scale = (input_size[1], input_size[0])
+        return cls(input_size=(int(input_size[0]), int(input_size[1])), resize_scale=tuple(resize_scale),
+                   keep_ratio=resize.get('keep_ratio', False), pad_pixel=tuple(float(v) for v in pad_pixel),
+                   mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
+                   bgr_to_rgb=bgr_to_rgb, padded_in_pipeline=pad is not None)
+
+
+def read_image(image: ImageInput) -> np.ndarray:
+    """A path or an HWC uint8 BGR array (as ``mmcv.imread`` gives) -> the array; clear errors otherwise."""
+    if isinstance(image, str):
+        try:
+            decoded = mmcv.imread(image)
+        except (OSError, ValueError) as err:
+            raise ValueError(f'{image}: cannot read the image ({err})') from err
+        if decoded is None:
+            raise ValueError(f'{image}: not a readable image (missing, empty or corrupt file)')
+        return decoded
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f'{type(image).__name__} {getattr(image, "shape", "")} {getattr(image, "dtype", "")}'.strip()
+        raise ValueError(f'expected an image path or an HxWx3 uint8 BGR array, got {got}')
+    return image
+
+
+class BatchPreprocessor:
+    """Decoded images -> (normalised batch on the device, per-image metainfo).
+
+    Args:
+        settings (PreprocessSettings): From the config.
+        device (torch.device): Where the batch goes.
+    """
+
+    def __init__(self, settings: PreprocessSettings, device: torch.device) -> None:
+        self.settings = settings
+        self.device = device
+        self._pad_pixel = self._per_channel(settings.pad_pixel)
+        self._mean = self._per_channel(settings.mean) if settings.mean is not None else None
+        self._std = self._per_channel(settings.std) if settings.std is not None else None
+
+    def _per_channel(self, values: Sequence[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    def resized_shape(self, height: int, width: int) -> Tuple[int, int]:
+        """(height, width) of an image after the resize, as mmcv's ``Resize`` computes it."""
+        scale_w, scale_h = self.settings.resize_scale
+        if not self.settings.keep_ratio:
+            return scale_h, scale_w
+        new_w, new_h = mmcv.rescale_size((width, height), (scale_w, scale_h))
+        return new_h, new_w
+
+    def __call__(self, images: Sequence[ImageInput]) -> Tuple[torch.Tensor, List[dict]]:
+        """Pre-process a batch.
+
+        Args:
+            images (Sequence[str | np.ndarray]): Paths or HWC uint8 BGR arrays, any sizes.
+
+        Returns:
+            tuple[Tensor, list[dict]]: The (B, 3, H, W) float32 batch and, per image,
+            ``ori_shape``, ``img_shape``, ``pad_shape``, ``batch_input_shape``
+            and ``scale_factor`` (w, h) as mmdet's pipeline records them.
+        """
+        if len(images) == 0:
+            raise ValueError('no images to pre-process')
+        arrays = [read_image(image) for image in images]
+        input_h, input_w = self.settings.input_size
+        batch = self._pad_pixel.expand(len(arrays), 3, input_h, input_w).clone()
+        metas = []
+        same_shape = all(array.shape == arrays[0].shape for array in arrays)
+        # One copy to the device and one resize for a batch of equal-sized images (the serving case).
+        groups = [(list(range(len(arrays))), np.stack(arrays))] if same_shape else [
+            ([index], array[None]) for index, array in enumerate(arrays)]
+        for indices, stacked in groups:
+            height, width = stacked.shape[1:3]
+            new_h, new_w = self.resized_shape(height, width)
+            pixels = torch.from_numpy(stacked).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            if (new_h, new_w) != (height, width):
+                pixels = F.interpolate(pixels, size=(new_h, new_w), mode='bilinear', align_corners=False)
+                # OpenCV rounds the resized uint8 image.
+                pixels = pixels.round_().clamp_(0, 255)
+            if new_h > input_h or new_w > input_w:
+                raise ValueError(f'an image resized to {new_h}x{new_w} does not fit the input size '
+                                 f'{input_h}x{input_w}; pass a larger input_size')
+            batch[indices, :, :new_h, :new_w] = pixels
+            img_shape = (input_h, input_w) if self.settings.padded_in_pipeline else (new_h, new_w)
+            metas += [dict(ori_shape=(height, width), img_shape=img_shape, pad_shape=(input_h, input_w),
+                           batch_input_shape=(input_h, input_w), scale_factor=(new_w / width, new_h / height))
+                      for _ in indices]
+        if self.settings.bgr_to_rgb:
+            batch = batch.flip(1)
+        if self._mean is not None:
+            batch = (batch - self._mean) / self._std
+        return batch, metas

@@ -1,0 +1,3 @@
+from .stream_fork import StreamFork
+
+__all__ = ['StreamFork']

@@ -1,0 +1,221 @@
+"""The inference engine gives mmdet's detections, on every fast path the CPU runs."""
+import copy
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmdet.apis import inference_detector
+from mmdet.registry import MODELS
+from parnet_det.apis import load_config
+from parnet_det.deploy import reparameterize_checkpoint
+from parnet_det.inference import DetectorEngine, InferenceOptions, init_detector_engine
+
+from ..conftest import relative_error
+
+YOLO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'  # 160 px, letterboxed with pad value 114
+RETINANET_CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'
+
+
+def spread_yolox_scores(model, seed=0):
+    """Zero-bias, small random classification and objectness convs: scores near 0.25 that vary from box
+    to box, so that hundreds of boxes reach NMS (the initial head scores ~1e-4, and finds nothing)."""
+    gen = torch.Generator().manual_seed(seed)
+    for convs in (model.bbox_head.multi_level_conv_cls, model.bbox_head.multi_level_conv_obj):
+        for conv in convs:
+            conv.bias.data.zero_()
+            conv.weight.data.normal_(0, 0.05, generator=gen)
+
+
+def build(config, cfg_options=None):
+    cfg = load_config(config, cfg_options)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if hasattr(model.bbox_head, 'multi_level_conv_obj'):
+        spread_yolox_scores(model)
+    model.eval()
+    model.cfg = cfg  # what mmdet's inference_detector reads the pipeline from
+    return cfg, model
+
+
+def images(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes]
+
+
+def assert_same_detections(got, expected, box_atol=1e-3, score_atol=1e-5):
+    """Equal detection sets: every detection has one of the same class, box and score in the other.
+
+    Order is not compared: scores equal up to float rounding may swap places."""
+    assert len(got) == len(expected), f'{len(got)} detections against {len(expected)}'
+    assert len(expected) > 0, 'nothing detected: the comparison would be empty'
+    box_diff = (got.bboxes[:, None] - expected.bboxes[None]).abs().amax(-1)
+    same = ((box_diff <= box_atol) & (got.labels[:, None] == expected.labels[None])
+            & ((got.scores[:, None] - expected.scores[None]).abs() <= score_atol))
+    assert same.any(1).all() and same.any(0).all(), f'{int((~same.any(1)).sum())} detections without a match'
+
+
+@pytest.fixture(scope='module')
+def yolo():
+    return build(YOLO_CONFIG)
+
+
+def test_engine_gives_mmdet_detections(yolo):
+    cfg, model = yolo
+    batch = images((160, 160), (160, 160), (160, 160))
+    expected = inference_detector(model, batch)
+    got = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')(batch)
+    for g, e in zip(got, expected):
+        assert g.ori_shape == (160, 160)
+        assert_same_detections(g.pred_instances, e.pred_instances)
+
+
+@pytest.mark.parametrize('shapes', [[(100, 140)], [(200, 90), (120, 160)], [(240, 240), (240, 240)]])
+def test_preprocessing_matches_the_pipeline(yolo, shapes):
+    """Resize (bilinear, rounded as OpenCV does), letterbox and metainfo as mmdet's test pipeline."""
+    cfg, model = yolo
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    batch = images(*shapes)
+    got, metas = engine.preprocess(batch)
+    pipeline_data = [mmdet_pipeline(cfg, image) for image in batch]
+    expected = model.data_preprocessor(dict(inputs=[d['inputs'] for d in pipeline_data],
+                                            data_samples=[d['data_samples'] for d in pipeline_data]), False)
+    assert got.shape == expected['inputs'].shape == (len(batch), 3, 160, 160)
+    diff = (got - expected['inputs']).abs()
+    # OpenCV interpolates in fixed point (11-bit weights), this in float: after rounding, a resized
+    # pixel may differ by one level (about one in six of them here); any geometric mistake (offset,
+    # corner alignment, wrong scale) moves values by tens of levels.
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.3, (diff.max(), (diff > 0).float().mean())
+    for meta, sample in zip(metas, expected['data_samples']):
+        assert meta['img_shape'] == sample.img_shape
+        assert meta['ori_shape'] == sample.ori_shape
+        np.testing.assert_allclose(meta['scale_factor'], sample.scale_factor)
+
+
+def mmdet_pipeline(cfg, image):
+    from mmcv.transforms import Compose
+    steps = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    steps[0] = dict(type='mmdet.LoadImageFromNDArray')
+    steps = [step for step in steps if step['type'] != 'LoadAnnotations']
+    return Compose(steps)(dict(img=image, img_id=0))
+
+
+@pytest.mark.parametrize('variant', ['channels_last', 'streams', 'streams+channels_last'])
+def test_fast_paths_give_eager_detections(yolo, variant):
+    cfg, model = yolo
+    batch = images((160, 160), (130, 170))
+    expected = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')(batch)
+    got = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions.from_variant(variant))(batch)
+    for g, e in zip(got, expected):
+        assert_same_detections(g.pred_instances, e.pred_instances)
+
+
+def test_bf16_stays_close(yolo):
+    cfg, model = yolo
+    fp32 = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    bf16 = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(precision='bf16'))
+    batch, _ = fp32.preprocess(images((160, 160)))
+    (boxes, scores), (boxes16, scores16) = fp32.network(batch), bf16.network(batch)
+    assert boxes16.dtype == scores16.dtype == torch.float32  # decoded in fp32
+    assert relative_error(boxes16, boxes) < 1e-2
+    assert (scores16 - scores).abs().max() < 2e-2
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_eager_boxes(yolo):
+    cfg, model = yolo
+    eager = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    compiled = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(compile=True, channels_last=True))
+    batch, metas = eager.preprocess(images((160, 160), (150, 120)))
+    (boxes, scores), (boxes_c, scores_c) = eager.network(batch), compiled.network(batch)
+    # Inductor reorders floating-point sums: equal within rounding, not bitwise.
+    assert (boxes_c - boxes).abs().max() < 1e-2
+    assert (scores_c - scores).abs().max() < 1e-4
+    for g, e in zip(compiled.postprocess((boxes_c, scores_c), metas), eager.postprocess((boxes, scores), metas)):
+        assert_same_detections(g.pred_instances, e.pred_instances, box_atol=1e-2, score_atol=1e-4)
+
+
+def test_other_single_stage_heads_use_mmdet_decoding():
+    """RetinaNet: normalisation, RGB order and padding in normalised space, then mmdet's predict_by_feat."""
+    resize_to_128x160 = {'test_dataloader.dataset.pipeline.1.scale': (160, 128),
+                         'model.test_cfg.score_thr': 0.0, 'model.test_cfg.nms_pre': 200}
+    cfg, model = build(RETINANET_CONFIG, resize_to_128x160)
+    batch = images((128, 160), (96, 160))
+    expected = inference_detector(model, batch)
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    assert not engine.decodes_boxes and engine.input_size == (128, 160)
+    for g, e in zip(engine(batch[:1]), expected[:1]):
+        assert_same_detections(g.pred_instances, e.pred_instances, box_atol=1e-3, score_atol=1e-5)
+    # The second image is padded to 128 rows here, to 96 by mmdet (it pads each batch to its largest
+    # image): the padding differs, hence only near-equal scores.
+    got = engine(batch[1:])[0].pred_instances
+    assert len(got) and got.scores.max().item() == pytest.approx(expected[1].pred_instances.scores.max().item(), abs=0.05)
+
+
+def test_deploy_checkpoint_loads_folded(yolo, tmp_path):
+    cfg, model = yolo
+    checkpoint = str(tmp_path / 'train.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), checkpoint)
+    deployed = str(tmp_path / 'deploy.pth')
+    reparameterize_checkpoint(copy.deepcopy(cfg), checkpoint, deployed)
+    batch = images((160, 160))
+    from_train = init_detector_engine(YOLO_CONFIG, checkpoint, 'cpu')(batch)[0].pred_instances
+    from_deploy = init_detector_engine(YOLO_CONFIG, deployed, 'cpu')(batch)[0].pred_instances
+    assert_same_detections(from_deploy, from_train, box_atol=1e-2, score_atol=1e-5)
+
+
+def test_incompatible_checkpoint_is_named(tmp_path):
+    _, baseline = build('configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
+    checkpoint = str(tmp_path / 'cspdarknet.pth')
+    torch.save(dict(state_dict=baseline.state_dict(), meta={}), checkpoint)
+    with pytest.raises(RuntimeError, match='cspdarknet.pth does not fit the model of this config'):
+        init_detector_engine(YOLO_CONFIG, checkpoint, 'cpu')
+
+
+def test_bad_inputs_get_clear_errors(yolo, tmp_path):
+    cfg, model = yolo
+    with pytest.raises(ValueError, match='fp16 inference needs a CUDA device'):
+        DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(precision='fp16'))
+    with pytest.raises(ValueError, match='cuda_graph needs a CUDA device'):
+        DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(cuda_graph=True))
+    with pytest.raises(ValueError, match="unknown fast path 'graph'"):
+        InferenceOptions.from_variant('streams+graph')
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    corrupt = tmp_path / 'corrupt.jpg'
+    corrupt.write_bytes(b'not a jpeg')
+    with pytest.raises(ValueError, match='corrupt.jpg: not a readable image'):
+        engine([str(corrupt)])
+    with pytest.raises(ValueError, match='HxWx3 uint8'):
+        engine([np.zeros((10, 10), np.uint8)])
+    faster_rcnn = load_config('configs/parnet_in_mmdet/faster-rcnn_parnet_s_fpn_1x_coco.py')
+    with pytest.raises(TypeError, match='FasterRCNN is not a single-stage detector'):
+        DetectorEngine(MODELS.build(faster_rcnn.model), faster_rcnn, 'cpu')
+
+
+def test_variant_names_round_trip():
+    options = InferenceOptions.from_variant('streams+channels_last+compile', precision='bf16')
+    assert options.parallel_streams and options.channels_last and options.compile and not options.cuda_graph
+    assert options.describe() == 'streams+channels_last+compile'
+    assert InferenceOptions.from_variant('eager').describe() == 'eager'
+
+
+def test_image_paths_are_read(yolo, tmp_path):
+    cfg, model = yolo
+    image = images((160, 160))[0]
+    path = str(tmp_path / 'image.png')
+    mmcv.imwrite(image, path)
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    assert_same_detections(engine([path])[0].pred_instances, engine([image])[0].pred_instances)
+
+
+def test_mmdet_inference_api_works_with_the_configs(yolo):
+    """mmdet's inference_detector swaps the first test step for LoadImageFromNDArray keeping its
+    arguments: the project's test pipelines must not give CheckedLoadImageFromFile extra ones."""
+    cfg, _ = yolo
+    assert set(cfg.test_dataloader.dataset.pipeline[0]) <= {'type', 'backend_args'}
+    xl = load_config('configs/yolo_parnet_xl_coco.py')
+    assert set(xl.test_dataloader.dataset.pipeline[0]) <= {'type', 'backend_args'}
+    assert isinstance(xl.model.test_cfg, ConfigDict)
