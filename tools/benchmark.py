@@ -2,11 +2,19 @@
 
     python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...]
         [--resolutions 320 416 512 640] [--batch-sizes 1] [--precision fp32 [fp16 bf16]]
-        [--forms deploy [train] | --deploy | --no-deploy] [--device cpu|cuda]
+        [--forms deploy [train] | --deploy | --no-deploy] [--variants mmdet [eager streams+cuda_graph ...]]
+        [--device cpu|cuda]
         [--warmup 10] [--iters 30] [--repeats 5] [--threads N] [--work-dir DIR] [--cfg-options key=value ...]
 
-Writes results.json, results.csv, results.md (img/s ratios against the first --baseline) and
-fps_vs_resolution.png into --work-dir (default work_dirs/benchmark/<timestamp>). Inputs are random
+Variants: 'mmdet' runs the detector through mmdet (model._forward / test_step, autocast for
+fp16/bf16); any other is parnet_det.inference.DetectorEngine with fast paths joined by '+':
+'eager' (none), 'streams' (ParNet's streams on parallel CUDA streams), 'channels_last', 'compile'
+(torch.compile), 'cuda_graph'; e.g. --variants mmdet eager streams+cuda_graph
+channels_last+compile. The engine casts the network to fp16/bf16.
+
+Writes results.json, results.csv, results.md (img/s ratios against the first --baseline and against
+the first variant) and fps_vs_resolution.png into --work-dir (default
+work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
 to every config. What each measurement covers: parnet_det/benchmark/detector.py.
 """
@@ -17,9 +25,9 @@ import time
 
 from mmengine.config import DictAction
 
-from parnet_det.benchmark import (FORMS, PRECISIONS, BenchmarkSettings, add_baseline_ratios, benchmark_meta,
-                                  check_precisions, load_model_specs, resolve_device, run_benchmark,
-                                  write_report)
+from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSettings, add_baseline_ratios,
+                                  add_variant_speedups, benchmark_meta, check_settings, load_model_specs,
+                                  run_benchmark, write_report)
 
 
 def _positive_int(text: str) -> int:
@@ -55,6 +63,9 @@ def parse_args(argv=None):
     forms.add_argument('--no-deploy', dest='forms', action='store_const', const=['train'],
                        help='measure the training form only')
     parser.set_defaults(forms=['deploy'])
+    parser.add_argument('--variants', nargs='+', default=[MMDET_VARIANT], metavar='VARIANT',
+                        help="'mmdet' and/or engine fast paths joined with + (eager, streams, channels_last, "
+                        'compile, cuda_graph); the first is the reference of the speed-up column')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--warmup', type=_non_negative_int, default=10, help='untimed iterations first')
     parser.add_argument('--iters', type=_positive_int, default=30, help='iterations per timed repeat')
@@ -70,12 +81,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes,
-                                 precisions=args.precisions, forms=args.forms, device=args.device,
-                                 warmup=args.warmup, iters=args.iters, repeats=args.repeats, threads=args.threads)
+                                 precisions=args.precisions, forms=args.forms, variants=args.variants,
+                                 device=args.device, warmup=args.warmup, iters=args.iters, repeats=args.repeats, threads=args.threads)
     # Refuse what cannot run before measuring anything, and before any output exists.
     try:
         models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
-        check_precisions(resolve_device(args.device), args.precisions)
+        check_settings(settings)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         sys.exit(f'error: {err}')
     work_dir = args.work_dir or osp.join('work_dirs', 'benchmark', time.strftime('%Y%m%d_%H%M%S'))
@@ -85,6 +96,7 @@ def main(argv=None):
     meta = benchmark_meta(command, settings, baseline)
     rows = run_benchmark(models, settings)
     add_baseline_ratios(rows, baseline)
+    add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):
         print(f'wrote {path}')
 

@@ -1,21 +1,35 @@
-"""What is timed for a detector, and the loop over models, forms, resolutions, batch sizes and precisions.
+"""What is timed for a detector, and the loop over models, forms, variants, resolutions, batch sizes
+and precisions.
+
+A *variant* says how the detector runs:
+
+- ``mmdet``: the detector as mmdet runs it (``model._forward`` /
+  ``model.test_step``); reduced precisions under ``torch.autocast``, as mmdet's
+  ``--amp``. The head's outputs are cast back to fp32 before decoding, so that
+  decoding and NMS run in fp32 (mmcv's NMS kernels take no bf16, its CPU
+  kernel no fp16 either).
+- anything else: :class:`~parnet_det.inference.DetectorEngine` with the fast
+  paths named, joined with '+' (``eager`` for none; ``streams``,
+  ``channels_last``, ``compile``, ``cuda_graph``); reduced precisions cast the
+  network's weights and input (decoding and NMS stay fp32).
 
 Two measurements per setting:
 
-- ``network``: backbone + neck + head forward (``model._forward``) on a batch
-  that was pre-processed beforehand and already lies on the device; no decoding.
-- ``end2end``: what serving a batch of decoded images costs: uint8 HWC images
-  in host memory are packed as mmdet's ``PackDetInputs`` does, then
-  ``model.test_step`` runs the model's ``data_preprocessor`` (copy to the
-  device, normalisation, padding), the network, box decoding and NMS.
+- ``network``: on a batch that was pre-processed beforehand and already lies
+  on the device: ``model._forward`` (backbone, neck, head; no decoding) for
+  ``mmdet``, the engine's network (with batched box decoding for YOLOX heads,
+  before NMS) for the engine variants.
+- ``end2end``: what serving a batch of decoded images costs, from uint8 HWC
+  images in host memory to boxes in original pixels: for ``mmdet``, packing as
+  ``PackDetInputs`` does and ``model.test_step`` (data preprocessor, network,
+  decoding and NMS per image); for the engine, copy to the device, resize and
+  letterbox there, normalisation, the network, and batched NMS.
 
-Both run in eval mode under ``torch.inference_mode``; reduced precisions run
-under ``torch.autocast``. In ``end2end`` the head's outputs are cast back to
-fp32 before decoding, so that decoding and NMS run in fp32 at every precision
-(mmcv's NMS kernels take no bf16, its CPU kernel no fp16 either).
+Everything runs in eval mode under ``torch.inference_mode``.
 """
+import copy
 import os.path as osp
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -32,10 +46,12 @@ from mmdet.structures import DetDataSample
 from ..analysis import count_flops, count_parameters, measure_depth
 from ..apis import load_config
 from ..deploy import switch_to_deploy
+from ..inference import DetectorEngine, InferenceOptions
 from .timing import PeakMemory, autocast, check_precisions, resolve_device, summarize_ms, time_repeats
 
 FORMS = ('deploy', 'train')
 MODES = ('network', 'end2end')
+MMDET_VARIANT = 'mmdet'
 
 
 @dataclass
@@ -63,6 +79,9 @@ class BenchmarkSettings:
         batch_sizes (Sequence[int]): Images per batch.
         precisions (Sequence[str]): Names from :data:`~.timing.PRECISIONS`.
         forms (Sequence[str]): 'deploy' (ParNet branches folded) and/or 'train'.
+        variants (Sequence[str]): 'mmdet' and/or engine fast-path combinations
+            (see the module docstring); the first is the reference of the
+            speed-up column.
         device (str): 'cpu', 'cuda' or 'cuda:N'.
         warmup (int): Untimed iterations before each measurement.
         iters (int): Iterations per timed repeat.
@@ -75,6 +94,7 @@ class BenchmarkSettings:
     batch_sizes: Sequence[int] = (1, )
     precisions: Sequence[str] = ('fp32', )
     forms: Sequence[str] = ('deploy', )
+    variants: Sequence[str] = (MMDET_VARIANT, )
     device: str = 'cpu'
     warmup: int = 10
     iters: int = 30
@@ -205,15 +225,38 @@ def network_flops_per_image(model: nn.Module, data: dict) -> int:
     return count_flops(network, batch_shape) // batch_shape[0]
 
 
-def _measure(model: nn.Module, mode: str, images: List[np.ndarray], data: dict, device: torch.device,
-             precision: str, settings: BenchmarkSettings) -> dict:
-    """Time one mode at one setting; returns the timing, memory and (end2end) detection-count fields."""
+def build_runner(model: nn.Module, cfg: Config, form: str, variant: str, precision: str, device: torch.device):
+    """What runs a variant: the detector itself for 'mmdet', else an engine on a copy of it."""
+    if variant == MMDET_VARIANT:
+        return model
+    options = InferenceOptions.from_variant(variant, precision)
+    return DetectorEngine(copy.deepcopy(model), cfg, device, options, deploy=form == 'deploy')
+
+
+def _steps(runner, mode: str, images: List[np.ndarray], data: dict, device: torch.device, precision: str):
+    """The step to time for ``mode`` and the contexts it runs in (autocast for mmdet, none for the engine)."""
+    if isinstance(runner, DetectorEngine):
+        if mode == 'network':
+            batch, _ = runner.preprocess(images)
+            return (lambda: runner.network(batch)), []
+        return (lambda: runner(images)), []
     if mode == 'network':
-        step, decoding = network_step(model, data), nullcontext()
-    else:
-        step, decoding = end_to_end_step(model, images), decode_in_fp32(model)
-    with torch.inference_mode(), autocast(device, precision), decoding, PeakMemory(device) as memory:
-        block_ms = time_repeats(step, device, settings.warmup, settings.iters, settings.repeats)
+        return network_step(runner, data), [autocast(device, precision)]
+    return end_to_end_step(runner, images), [autocast(device, precision), decode_in_fp32(runner)]
+
+
+def _measure(runner, mode: str, images: List[np.ndarray], data: dict, device: torch.device, precision: str,
+             settings: BenchmarkSettings) -> dict:
+    """Time one mode at one setting; returns the timing, memory and (end2end) detection-count fields."""
+    step, contexts = _steps(runner, mode, images, data, device, precision)
+    # Compilation and graph capture happen on the first call: never inside a timed block.
+    options = getattr(runner, 'options', None)
+    warmup = max(settings.warmup, 1) if options is not None and (options.compile or options.cuda_graph) \
+        else settings.warmup
+    with torch.inference_mode(), ExitStack() as stack, PeakMemory(device) as memory:
+        for context in contexts:
+            stack.enter_context(context)
+        block_ms = time_repeats(step, device, warmup, settings.iters, settings.repeats)
         outputs = step()
     timing = summarize_ms(block_ms)
     fields = dict(timing, ms_per_batch_repeats=block_ms,
@@ -224,9 +267,24 @@ def _measure(model: nn.Module, mode: str, images: List[np.ndarray], data: dict, 
     return fields
 
 
+def check_settings(settings: BenchmarkSettings) -> torch.device:
+    """Refuse a device, precision or variant that cannot run, before anything is measured.
+
+    Returns:
+        torch.device: The device to measure on.
+    """
+    device = resolve_device(settings.device)
+    check_precisions(device, settings.precisions)
+    for variant in settings.variants:
+        if variant != MMDET_VARIANT:
+            for precision in settings.precisions:
+                InferenceOptions.from_variant(variant, precision).check(device)
+    return device
+
+
 def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
                   log: Callable[[str], None] = print) -> List[dict]:
-    """Measure every model in every form, resolution, batch size, precision and mode.
+    """Measure every model in every form, variant, precision, resolution, batch size and mode.
 
     Args:
         models (Sequence[ModelSpec]): From :func:`load_model_specs`.
@@ -236,21 +294,20 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
     Returns:
         list[dict]: One row per measurement, with keys ``model``, ``config``,
         ``checkpoint``, ``form``, ``folded_blocks``, ``params`` (whole detector),
-        ``backbone_depth``, ``precision``, ``device``, ``mode`` ('network' or
-        'end2end'), ``resolution``, ``input_shape`` (after the preprocessor's
-        padding), ``batch_size``, ``flops_per_image``, ``ms_per_batch_median``,
-        ``ms_per_batch_min``, ``ms_per_batch_max``, ``ms_per_batch_repeats``,
-        ``images_per_s`` (from the median), ``peak_memory_mib`` and
-        ``detections_per_image`` (end2end only, else None).
+        ``backbone_depth``, ``variant``, ``precision``, ``device``, ``mode``
+        ('network' or 'end2end'), ``resolution``, ``input_shape`` (the
+        network's input), ``batch_size``, ``flops_per_image``,
+        ``ms_per_batch_median``, ``ms_per_batch_min``, ``ms_per_batch_max``,
+        ``ms_per_batch_repeats``, ``images_per_s`` (from the median),
+        ``peak_memory_mib`` and ``detections_per_image`` (end2end only, else None).
     """
-    device = resolve_device(settings.device)
-    check_precisions(device, settings.precisions)
+    device = check_settings(settings)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels during warm-up
-    total = len(models) * len(settings.forms) * len(settings.resolutions) * len(settings.batch_sizes) * len(
-        settings.precisions) * len(MODES)
+    total = (len(models) * len(settings.forms) * len(settings.variants) * len(settings.precisions)
+             * len(settings.resolutions) * len(settings.batch_sizes) * len(MODES))
     rows = []
     for spec in models:
         for form in settings.forms:
@@ -260,22 +317,29 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
             model_fields = dict(model=spec.name, config=spec.config, checkpoint=spec.checkpoint, form=form,
                                 folded_blocks=folded, params=count_parameters(model),
                                 backbone_depth=measure_depth(model.backbone, (1, 3, smallest, smallest)))
-            for resolution in settings.resolutions:
-                flops_per_image = None
-                for batch_size in settings.batch_sizes:
-                    images = synthetic_images(resolution, batch_size)
-                    with torch.inference_mode():
-                        data = model.data_preprocessor(pack_images(images), False)
-                    if flops_per_image is None:
-                        flops_per_image = network_flops_per_image(model, data)
-                    for precision in settings.precisions:
-                        for mode in MODES:
-                            row = dict(model_fields, precision=precision, device=str(device), mode=mode,
-                                       resolution=resolution, input_shape=list(data['inputs'].shape[-2:]),
-                                       batch_size=batch_size, flops_per_image=flops_per_image)
-                            row.update(_measure(model, mode, images, data, device, precision, settings))
-                            rows.append(row)
-                            log(format_progress(row, len(rows), total))
+            flops_per_image = {}
+            for variant in settings.variants:
+                for precision in settings.precisions:
+                    runner = build_runner(model, spec.cfg, form, variant, precision, device)
+                    for resolution in settings.resolutions:
+                        if isinstance(runner, DetectorEngine):
+                            runner.set_input_size((resolution, resolution))
+                        for batch_size in settings.batch_sizes:
+                            images = synthetic_images(resolution, batch_size)
+                            with torch.inference_mode():
+                                data = model.data_preprocessor(pack_images(images), False)
+                            if resolution not in flops_per_image:
+                                flops_per_image[resolution] = network_flops_per_image(model, data)
+                            input_shape = (list(runner.input_size) if isinstance(runner, DetectorEngine)
+                                           else list(data['inputs'].shape[-2:]))
+                            for mode in MODES:
+                                row = dict(model_fields, variant=variant, precision=precision, device=str(device),
+                                           mode=mode, resolution=resolution, input_shape=input_shape,
+                                           batch_size=batch_size, flops_per_image=flops_per_image[resolution])
+                                row.update(_measure(runner, mode, images, data, device, precision, settings))
+                                rows.append(row)
+                                log(format_progress(row, len(rows), total))
+                    del runner
             del model
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
@@ -283,9 +347,10 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
 
 
 def format_progress(row: dict, index: int, total: int) -> str:
-    """One line per measurement, e.g. ``[ 3/16] name deploy fp32 64px b2 network  4.1 ms/batch ...``."""
+    """One line per measurement, e.g. ``[ 3/16] name deploy mmdet fp32 64px b2 network  4.1 ms/batch ...``."""
     width = len(str(total))
-    return (f'[{index:{width}d}/{total}] {row["model"]} {row["form"]} {row["precision"]} {row["resolution"]}px '
+    return (f'[{index:{width}d}/{total}] {row["model"]} {row["form"]} {row["variant"]} {row["precision"]} '
+            f'{row["resolution"]}px '
             f'b{row["batch_size"]} {row["mode"]:<8s} {row["ms_per_batch_median"]:9.2f} ms/batch '
             f'(min {row["ms_per_batch_min"]:.2f}, max {row["ms_per_batch_max"]:.2f}) '
             f'{row["images_per_s"]:9.1f} img/s  peak mem {row["peak_memory_mib"]:.1f} MiB')

@@ -16,12 +16,24 @@ from .detector import MODES, BenchmarkSettings
 from .timing import memory_measure
 
 # Rows compared with the baseline agree on all of these.
-RATIO_MATCH_KEYS = ('resolution', 'batch_size', 'precision', 'form', 'mode')
+RATIO_MATCH_KEYS = ('resolution', 'batch_size', 'precision', 'form', 'mode', 'variant')
+# Rows compared with the reference variant (the first of --variants) agree on all of these.
+VARIANT_MATCH_KEYS = ('model', 'resolution', 'batch_size', 'precision', 'form', 'mode')
 MODE_TITLES = {
     'network': 'Network only (backbone + neck + head forward on a pre-processed batch on the device)',
-    'end2end': ('End to end (uint8 HWC images in host memory -> packing, data_preprocessor, network, '
-                'box decoding and NMS)'),
+    'end2end': ('End to end (uint8 HWC images in host memory -> pre-processing, network, box decoding and '
+                'NMS: boxes in original pixels)'),
 }
+
+
+def _ratios(rows: List[dict], is_reference, match_keys: Sequence[str]) -> List[Optional[float]]:
+    """Each row's images/s over that of the reference row agreeing with it on ``match_keys``."""
+    reference_fps = {tuple(row[key] for key in match_keys): row['images_per_s'] for row in rows if is_reference(row)}
+    ratios = []
+    for row in rows:
+        reference = reference_fps.get(tuple(row[key] for key in match_keys))
+        ratios.append(row['images_per_s'] / reference if reference else None)
+    return ratios
 
 
 def add_baseline_ratios(rows: List[dict], baseline: Optional[str]) -> None:
@@ -31,11 +43,21 @@ def add_baseline_ratios(rows: List[dict], baseline: Optional[str]) -> None:
         rows (list[dict]): Rows of :func:`~.detector.run_benchmark`, updated in place.
         baseline (str, optional): The baseline's model name; without one every ratio is None.
     """
-    baseline_fps = {tuple(row[key] for key in RATIO_MATCH_KEYS): row['images_per_s']
-                    for row in rows if row['model'] == baseline}
-    for row in rows:
-        reference = baseline_fps.get(tuple(row[key] for key in RATIO_MATCH_KEYS))
-        row['fps_ratio_to_baseline'] = row['images_per_s'] / reference if reference else None
+    for row, ratio in zip(rows, _ratios(rows, lambda row: row['model'] == baseline, RATIO_MATCH_KEYS)):
+        row['fps_ratio_to_baseline'] = ratio
+
+
+def add_variant_speedups(rows: List[dict], reference_variant: str) -> None:
+    """Set every row's ``speedup_over_reference_variant``: its images/s over the same model's in
+    ``reference_variant`` (the first of ``--variants``) at the same setting.
+
+    Args:
+        rows (list[dict]): Rows of :func:`~.detector.run_benchmark`, updated in place.
+        reference_variant (str): The variant the others are compared with.
+    """
+    reference = lambda row: row['variant'] == reference_variant
+    for row, ratio in zip(rows, _ratios(rows, reference, VARIANT_MATCH_KEYS)):
+        row['speedup_over_reference_variant'] = ratio
 
 
 def benchmark_meta(argv: Sequence[str], settings: BenchmarkSettings, baseline: Optional[str]) -> dict:
@@ -55,7 +77,11 @@ def benchmark_meta(argv: Sequence[str], settings: BenchmarkSettings, baseline: O
             images_per_s='batch_size * 1000 / ms_per_batch_median',
             flops_per_image='2 x multiply-adds of the network (mmengine FlopAnalyzer) at input_shape',
             backbone_depth='longest path of conv/linear layers through the backbone (measured)',
-            precision='fp16/bf16: torch.autocast over the step; decoding and NMS in fp32'))
+            variants=('mmdet: the detector through mmdet (model._forward / test_step); others: '
+                      'parnet_det.inference.DetectorEngine with the named fast paths (eager: none)'),
+            precision=('fp16/bf16: torch.autocast for the mmdet variant, the network cast to the dtype for the '
+                       'engine variants; decoding and NMS in fp32'),
+            reference_variant=settings.variants[0]))
 
 
 def render_json(meta: dict, rows: List[dict]) -> str:
@@ -74,16 +100,19 @@ def render_csv(rows: List[dict]) -> str:
 
 def _markdown_table(rows: List[dict], mode: str) -> List[str]:
     end2end = mode == 'end2end'
-    header = ['model', 'form', 'precision', 'px', 'batch', 'ms/batch median (min-max)', 'img/s', '× baseline',
+    header = ['model', 'form', 'variant', 'precision', 'px', 'batch', 'ms/batch median (min-max)', 'img/s',
+              '× baseline', '× ref. variant',
               'GFLOPs/img', 'params (M)', 'depth', 'peak mem (MiB)'] + (['det/img'] if end2end else [])
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
         if row['mode'] != mode:
             continue
-        ratio = row['fps_ratio_to_baseline']
-        cells = [row['model'], row['form'], row['precision'], str(row['resolution']), str(row['batch_size']),
+        ratios = ['-' if ratio is None else f'{ratio:.2f}'
+                  for ratio in (row['fps_ratio_to_baseline'], row['speedup_over_reference_variant'])]
+        cells = [row['model'], row['form'], row['variant'], row['precision'], str(row['resolution']),
+                 str(row['batch_size']),
                  f'{row["ms_per_batch_median"]:.2f} ({row["ms_per_batch_min"]:.2f}-{row["ms_per_batch_max"]:.2f})',
-                 f'{row["images_per_s"]:.1f}', '-' if ratio is None else f'{ratio:.2f}',
+                 f'{row["images_per_s"]:.1f}', *ratios,
                  f'{row["flops_per_image"] / 1e9:.2f}', f'{row["params"] / 1e6:.3f}', str(row['backbone_depth']),
                  f'{row["peak_memory_mib"]:.1f}']
         if end2end:
@@ -103,8 +132,11 @@ def render_markdown(meta: dict, rows: List[dict]) -> str:
         f'- timing: {settings["warmup"]} warm-up iterations, then {settings["repeats"]} repeats of '
         f'{settings["iters"]} iterations; ms/batch is the median over the repeats (min-max in brackets); '
         'img/s = batch / median',
-        f'- × baseline: img/s over {meta["baseline"]}\'s at the same resolution, batch, precision, form and mode'
-        if meta['baseline'] else '- no baseline given',
+        f'- × baseline: img/s over {meta["baseline"]}\'s at the same resolution, batch, precision, form, '
+        'variant and mode' if meta['baseline'] else '- no baseline given',
+        f'- × ref. variant: img/s over the same model\'s in variant {meta["definitions"]["reference_variant"]} '
+        'at the same setting',
+        f'- variants: {meta["definitions"]["variants"]}; precision: {meta["definitions"]["precision"]}',
         f'- peak memory: {settings["memory_measure"]}',
         '- GFLOPs/img: 2 x multiply-adds of the network; depth: measured on the backbone; '
         'det/img: boxes left after NMS (random weights unless a checkpoint is given)',
@@ -119,7 +151,7 @@ def render_plot(rows: List[dict], title: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    series_keys = ('model', 'form', 'precision', 'batch_size')
+    series_keys = ('model', 'form', 'variant', 'precision', 'batch_size')
     # Name a line by what tells it apart: only the keys that take several values.
     varying = [key for key in series_keys if len({row[key] for row in rows}) > 1] or ['model']
     figure = Figure(figsize=(6 * len(MODES), 4.5), layout='constrained')

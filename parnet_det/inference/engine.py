@@ -11,7 +11,7 @@ Stages, each callable on its own (``tools/benchmark.py`` times them):
 :meth:`DetectorEngine.postprocess` (batched score threshold and NMS for YOLOX
 heads, see :mod:`.nms`; mmdet's per-image ``predict_by_feat`` for other heads).
 """
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -82,10 +82,18 @@ class DetectorEngine:
         if self.options.cuda_graph:
             run = CUDAGraphRunner(run)
         self._run = run
-        self.preprocess = BatchPreprocessor(PreprocessSettings.from_config(cfg, input_size), self.device)
+        self.cfg = cfg
+        self.set_input_size(input_size)
+
+    def set_input_size(self, input_size: Optional[Sequence[int]] = None) -> None:
+        """Change the fixed network input, (H, W) or one side; None: the config's test ``Resize`` scale.
+
+        A compiled network recompiles, a CUDA graph is captured, on the first call at a new size.
+        """
+        self.preprocess = BatchPreprocessor(PreprocessSettings.from_config(self.cfg, input_size), self.device)
 
     @property
-    def input_size(self):
+    def input_size(self) -> Tuple[int, int]:
         """(H, W) of the network input."""
         return self.preprocess.settings.input_size
 

@@ -97,6 +97,35 @@ def test_ratios_are_against_the_first_baseline_at_the_same_setting(cli_run):
             assert row['fps_ratio_to_baseline'] == pytest.approx(row['images_per_s'] / reference['images_per_s'])
 
 
+def test_variants_are_measured_and_compared_with_the_first(tmp_path):
+    work_dir = tmp_path / 'variants'
+    _load_tool().main([str(REPO / PARNET), '--variants', 'mmdet', 'eager', 'streams+channels_last',
+                       '--resolutions', '64', '--batch-sizes', '2', '--warmup', '1', '--iters', '1', '--repeats', '2',
+                       '--threads', '1', '--work-dir', str(work_dir)])
+    rows = json.loads((work_dir / 'results.json').read_text())['rows']
+    assert [(row['variant'], row['mode']) for row in rows] == [
+        (variant, mode) for variant in ('mmdet', 'eager', 'streams+channels_last') for mode in ('network', 'end2end')]
+    for row in rows:
+        assert row['input_shape'] == [64, 64]
+        reference = next(r for r in rows if r['variant'] == 'mmdet' and r['mode'] == row['mode'])
+        assert row['speedup_over_reference_variant'] == pytest.approx(
+            row['images_per_s'] / reference['images_per_s'])
+    # The engine and mmdet run the same weights on the same images: the same detections reach the end.
+    end2end = {row['variant']: row['detections_per_image'] for row in rows if row['mode'] == 'end2end'}
+    assert len(set(end2end.values())) == 1
+    markdown = (work_dir / 'results.md').read_text()
+    assert '| streams+channels_last |' in markdown and '× ref. variant' in markdown
+
+
+@pytest.mark.parametrize('variants, message', [(['eager+fast'], "unknown fast path 'fast'"),
+                                               (['cuda_graph'], 'cuda_graph needs a CUDA device')])
+def test_impossible_variants_stop_before_anything_is_written(tmp_path, variants, message):
+    work_dir = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_info:
+        _load_tool().main([str(REPO / PARNET), '--variants', *variants, '--work-dir', str(work_dir)])
+    assert message in str(exit_info.value.code) and not work_dir.exists()
+
+
 def test_deploy_and_train_forms_predict_the_same(tmp_path):
     cfg = load_config(str(REPO / PARNET))
     # Inputs in [0, 1]: the recipe feeds raw 0-255 pixels, which through random weights give logits
