@@ -11,11 +11,13 @@ Stages, each callable on its own (``tools/benchmark.py`` times them):
 :meth:`DetectorEngine.postprocess` (batched score threshold and NMS for YOLOX
 heads, see :mod:`.nms`; mmdet's per-image ``predict_by_feat`` for other heads).
 """
+import logging
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
@@ -68,8 +70,9 @@ class DetectorEngine:
         if deploy:
             switch_to_deploy(model)
         if self.options.parallel_streams and set_parallel_streams(model, True) == 0:
-            raise ValueError(f'parallel_streams: the backbone {type(model.backbone).__name__} has no parallel '
-                             'streams (ParNet and ParNetCSP have)')
+            # Not an error: a benchmark runs its baselines with the same options.
+            print_log(f'parallel_streams has no effect: {type(model.backbone).__name__} has no parallel streams '
+                      '(ParNet and ParNetCSP have)', logger='current', level=logging.WARNING)
         self.model = model.to(self.device)
         self.test_cfg = model.bbox_head.test_cfg
         self.decodes_boxes = network.decodes_boxes

@@ -219,3 +219,37 @@ def test_mmdet_inference_api_works_with_the_configs(yolo):
     xl = load_config('configs/yolo_parnet_xl_coco.py')
     assert set(xl.test_dataloader.dataset.pipeline[0]) <= {'type', 'backend_args'}
     assert isinstance(xl.model.test_cfg, ConfigDict)
+
+
+def test_parallel_streams_on_another_backbone_is_a_no_op():
+    cfg, model = build('configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
+    batch = images((160, 160))
+    expected = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')(batch)[0].pred_instances
+    got = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(parallel_streams=True))(batch)
+    assert_same_detections(got[0].pred_instances, expected)
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+
+@requires_cuda
+@pytest.mark.parametrize('variant', ['streams', 'cuda_graph', 'streams+cuda_graph', 'channels_last+cuda_graph'])
+def test_cuda_fast_paths_give_eager_detections(yolo, variant):
+    cfg, model = yolo
+    batch = images((160, 160), (130, 170))
+    expected = DetectorEngine(copy.deepcopy(model), cfg, 'cuda')(batch)
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cuda', InferenceOptions.from_variant(variant))
+    for _ in range(2):  # the second call replays the captured graph
+        for g, e in zip(engine(batch), expected):
+            assert_same_detections(g.pred_instances, e.pred_instances, box_atol=1e-2, score_atol=1e-4)
+
+
+@requires_cuda
+def test_cuda_fp16_stays_close(yolo):
+    cfg, model = yolo
+    fp32 = DetectorEngine(copy.deepcopy(model), cfg, 'cuda')
+    fp16 = DetectorEngine(copy.deepcopy(model), cfg, 'cuda', InferenceOptions(precision='fp16', cuda_graph=True))
+    batch, _ = fp32.preprocess(images((160, 160)))
+    (boxes, scores), (boxes16, scores16) = fp32.network(batch), fp16.network(batch)
+    assert relative_error(boxes16, boxes) < 1e-2
+    assert (scores16 - scores).abs().max() < 1e-2
