@@ -1,3 +1,7 @@
+from .onnx_export import OnnxCheck, OnnxExport, OnnxExportWrapper, check_onnx_against_pytorch, export_onnx
 from .reparameterize import reparameterize_checkpoint, switch_to_deploy
 
-__all__ = ['reparameterize_checkpoint', 'switch_to_deploy']
+__all__ = [
+    'OnnxCheck', 'OnnxExport', 'OnnxExportWrapper', 'check_onnx_against_pytorch', 'export_onnx',
+    'reparameterize_checkpoint', 'switch_to_deploy'
+]

@@ -1,0 +1,103 @@
+"""Export a YOLO-style detector, folded, to ONNX and check the file against PyTorch with onnxruntime.
+
+    python tools/deploy/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H [W]] [--batch-size 1]
+        [--dynamic-batch] [--opset N] [--no-check] [--box-atol PX] [--score-atol X]
+        [--cfg-options key=value ...]
+
+CHECKPOINT is a training checkpoint (folded here) or a deploy one from tools/reparameterize.py.
+The graph takes `images`: letterboxed BGR pixels, float32 (B, 3, H, W) (--shape, default the
+config's test Resize scale), and returns `boxes` (B, N, 4, xyxy in input pixels) and `scores`
+(B, N, classes); normalisation and box decoding are inside it, NMS is not: run
+parnet_det.inference.postprocess_dense_detections (or any NMS) on the outputs, see
+parnet_det/deploy/onnx_export.py. Unless --no-check, the file is run with onnxruntime on the CPU
+against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more);
+the tool exits with an error if they differ beyond --box-atol / --score-atol. Needs
+requirements/deploy.txt.
+"""
+import argparse
+import sys
+import time
+
+from mmengine.config import DictAction
+
+from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='detector config (YOLOX-style head)')
+    parser.add_argument('checkpoint', help='its weights, training or deploy form')
+    parser.add_argument('out', help='ONNX file to write')
+    parser.add_argument('--shape', type=_positive_int, nargs='+', metavar='SIDE',
+                        help='input height and width (one value: a square); default the test Resize scale')
+    parser.add_argument('--batch-size', type=_positive_int, default=1, help='batch size of the graph')
+    parser.add_argument('--dynamic-batch', action='store_true', help='make the batch dimension dynamic')
+    parser.add_argument('--opset', type=_positive_int, help="ONNX opset (default: torch's exporter's)")
+    parser.add_argument('--no-check', dest='check', action='store_false',
+                        help='skip the onnxruntime check against PyTorch')
+    parser.add_argument('--box-atol', type=float, default=0.05, metavar='PX',
+                        help='tolerance of the check on boxes, in input pixels')
+    parser.add_argument('--score-atol', type=float, default=1e-3, help='tolerance of the check on scores')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, as in mmdet tools (key=value)')
+    args = parser.parse_args(argv)
+    if args.shape is not None and len(args.shape) > 2:
+        parser.error(f'--shape takes H and W (or one side), got {len(args.shape)} values')
+    return args
+
+
+def format_check(check) -> str:
+    """A short table of one check."""
+    detections = '=' if check.detections_match else '!='
+    return '\n'.join([
+        f'batch of {check.batch_size}: onnxruntime (CPU) against PyTorch',
+        f'  {"output":<10} {"max abs error":>14} {"rel error":>10} {"tolerance":>10}',
+        f'  {"boxes":<10} {check.boxes_max_abs:>14.3g} {check.boxes_rel:>10.3g} {check.box_atol:>10.3g}',
+        f'  {"scores":<10} {check.scores_max_abs:>14.3g} {check.scores_rel:>10.3g} {check.score_atol:>10.3g}',
+        f'  detections after NMS per image: onnx {check.onnx_detections} {detections} pytorch '
+        f'{check.pytorch_detections}, box error {check.detection_box_error:.3g} px, '
+        f'{check.label_differences} with another label (near-ties between classes)',
+        f'  {"passed" if check.passed else "FAILED"}',
+    ])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
+                               batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
+                               cfg_options=args.cfg_options)
+    except (FileNotFoundError, ImportError, KeyError, RuntimeError, ValueError) as err:
+        # A KeyError's str() is its repr; its message is the first argument.
+        sys.exit(f'error: {err.args[0] if isinstance(err, KeyError) else err}')
+    shape = 'x'.join('B' if side == 'batch' else str(side) for side in exported.input_shape)
+    dynamic = ' (dynamic B)' if args.dynamic_batch else ''
+    print(f'wrote {exported.path} in {time.perf_counter() - start:.1f} s (opset {exported.opset}): input '
+          f'{exported.input_name} {shape}{dynamic} BGR pixels, outputs {" and ".join(exported.output_names)}; '
+          'NMS runs outside the graph (parnet_det.inference.postprocess_dense_detections)')
+    if not args.check:
+        return
+    batch_sizes = [args.batch_size, args.batch_size + 1] if args.dynamic_batch else [args.batch_size]
+    try:
+        checks = [
+            check_onnx_against_pytorch(exported.path, exported.module, batch_size=n, box_atol=args.box_atol,
+                                       score_atol=args.score_atol) for n in batch_sizes
+        ]
+    except ImportError as err:
+        sys.exit(f'error: {err} (or pass --no-check)')
+    for check in checks:
+        print(format_check(check))
+    if not all(check.passed for check in checks):
+        sys.exit(f'error: the ONNX outputs differ from PyTorch beyond tolerance ({exported.path} is kept)')
+
+
+if __name__ == '__main__':
+    main()
