@@ -28,20 +28,7 @@ from mmengine.config import DictAction
 from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSettings, add_baseline_ratios,
                                   add_variant_speedups, benchmark_meta, check_settings, load_model_specs,
                                   run_benchmark, write_report)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
+from parnet_det.utils.cli_args import non_negative_int, positive_int
 
 
 def parse_args(argv=None):
@@ -50,9 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='weights of CONFIG, loaded before folding (optional)')
     parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG',
                         help='a config to compare with (repeatable; ratios are against the first)')
-    parser.add_argument('--resolutions', type=_positive_int, nargs='+', default=[320, 416, 512, 640],
+    parser.add_argument('--resolutions', type=positive_int, nargs='+', default=[320, 416, 512, 640],
                         metavar='SIDE', help='square input sides in pixels')
-    parser.add_argument('--batch-sizes', type=_positive_int, nargs='+', default=[1], metavar='N')
+    parser.add_argument('--batch-sizes', type=positive_int, nargs='+', default=[1], metavar='N')
     parser.add_argument('--precision', '--precisions', dest='precisions', nargs='+', default=['fp32'],
                         choices=list(PRECISIONS), help='fp16 / bf16 run under torch.autocast')
     forms = parser.add_mutually_exclusive_group()
@@ -67,10 +54,10 @@ def parse_args(argv=None):
                         help="'mmdet' and/or engine fast paths joined with + (eager, streams, channels_last, "
                         'compile, cuda_graph); the first is the reference of the speed-up column')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
-    parser.add_argument('--warmup', type=_non_negative_int, default=10, help='untimed iterations first')
-    parser.add_argument('--iters', type=_positive_int, default=30, help='iterations per timed repeat')
-    parser.add_argument('--repeats', type=_positive_int, default=5, help='timed repeats (median, min, max)')
-    parser.add_argument('--threads', type=_positive_int,
+    parser.add_argument('--warmup', type=non_negative_int, default=10, help='untimed iterations first')
+    parser.add_argument('--iters', type=positive_int, default=30, help='iterations per timed repeat')
+    parser.add_argument('--repeats', type=positive_int, default=5, help='timed repeats (median, min, max)')
+    parser.add_argument('--threads', type=positive_int,
                         help="torch's CPU threads (default: torch's choice; recorded in the results)")
     parser.add_argument('--work-dir', help='output folder (default work_dirs/benchmark/<timestamp>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

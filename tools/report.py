@@ -21,6 +21,8 @@ def parse_args():
     parser.add_argument('--precision', default='fp32', help='which benchmark precision to show (default fp32)')
     parser.add_argument('--batch-size', type=int, default=1, help='which benchmark batch size to show (default 1)')
     parser.add_argument('--form', default='deploy', choices=['deploy', 'train'], help='which model form to show')
+    parser.add_argument('--variant', default='mmdet',
+                        help="which benchmark variant to show (default mmdet; e.g. 'streams+cuda_graph')")
     return parser.parse_args()
 
 
@@ -31,13 +33,13 @@ def main():
         sys.exit(f'error: no such file: {", ".join(missing)}')
     try:
         rows = merge(read_ap_results(args.ap), read_benchmark_rows(args.benchmark), args.precision,
-                     args.batch_size, args.form)
+                     args.batch_size, args.form, args.variant)
     except ValueError as err:
         sys.exit(f'error: {err}')
     with open(args.benchmark[0]) as f:
         device = json.load(f)['environment']['Device']
     os.makedirs(args.out, exist_ok=True)
-    table = render_table(rows, device, args.precision, args.batch_size, args.form)
+    table = render_table(rows, device, args.precision, args.batch_size, args.form, args.variant)
     with open(osp.join(args.out, 'report.md'), 'w') as f:
         f.write('# Speed and accuracy\n\n' + table + '\n![AP against FPS](ap_vs_fps.png)\n')
     with open(osp.join(args.out, 'ap_vs_fps.png'), 'wb') as f:

@@ -43,16 +43,18 @@ def _ap(record: dict, key: str) -> Optional[float]:
 
 
 def merge(ap_records: List[dict], bench_rows: List[dict], precision: str = 'fp32', batch_size: int = 1,
-          form: str = 'deploy') -> List[dict]:
+          form: str = 'deploy', variant: str = 'mmdet') -> List[dict]:
     """One row per (model, resolution) that has an AP: depth, params, FLOPs, FPS and APs.
 
     The speed columns come from the benchmark rows of the same model (config
-    name) and square resolution at ``precision`` / ``batch_size`` / ``form``;
+    name) and square resolution at ``precision`` / ``batch_size`` / ``form`` /
+    ``variant`` (results written before variants existed are 'mmdet');
     missing ones stay empty.
     """
     speed = {}
     for row in bench_rows:
-        if (row['precision'], row['batch_size'], row['form']) == (precision, batch_size, form):
+        if (row['precision'], row['batch_size'], row['form'], row.get('variant', 'mmdet')) == (
+                precision, batch_size, form, variant):
             speed.setdefault((row['model'], row['resolution']), {})[row['mode']] = row
     merged = []
     for record in sorted(ap_records, key=lambda r: (r['model'], r['resolution'], bool(r.get('deploy')))):
@@ -73,9 +75,10 @@ def _cell(value, fmt):
     return '' if value is None else format(value, fmt)
 
 
-def render_table(rows: List[dict], device: str, precision: str, batch_size: int, form: str) -> str:
+def render_table(rows: List[dict], device: str, precision: str, batch_size: int, form: str,
+                 variant: str = 'mmdet') -> str:
     lines = [
-        f'Speed: {device}, {precision}, batch {batch_size}, {form} form; FPS = images/s, network = backbone + '
+        f'Speed: {device}, {precision}, batch {batch_size}, {form} form, {variant} variant; FPS = images/s, network = backbone + '
         'neck + head, end-to-end = pre-processing to boxes after NMS. AP: COCO bbox metrics (pycocotools).', '',
         '| model | depth | params (M) | GFLOPs | input | FPS network | FPS end-to-end | '
         + ' | '.join(AP_TITLES) + ' |',

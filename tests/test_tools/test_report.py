@@ -62,3 +62,11 @@ def test_report_refuses_files_of_the_wrong_kind(inputs, tmp_path):
     result = subprocess.run([sys.executable, 'tools/report.py', '--ap', str(bench), '--benchmark', str(bench),
                              '--out', str(tmp_path / 'r')], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and 'not a tools/test.py AP record' in result.stderr
+
+
+def test_merge_takes_the_asked_variant_and_reads_rows_without_one_as_mmdet():
+    records = [_ap_record('parnet', 128, 0.30)]
+    legacy = _bench_row('parnet', 128, 'network', 50.0)  # written before --variants existed
+    graphed = dict(_bench_row('parnet', 128, 'network', 80.0), variant='streams+cuda_graph')
+    assert merge(records, [graphed, legacy])[0]['fps_network'] == 50.0
+    assert merge(records, [legacy, graphed], variant='streams+cuda_graph')[0]['fps_network'] == 80.0

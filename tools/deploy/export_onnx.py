@@ -21,13 +21,7 @@ import time
 from mmengine.config import DictAction
 
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
+from parnet_det.utils.cli_args import positive_int
 
 
 def parse_args(argv=None):
@@ -35,11 +29,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='detector config (YOLOX-style head)')
     parser.add_argument('checkpoint', help='its weights, training or deploy form')
     parser.add_argument('out', help='ONNX file to write')
-    parser.add_argument('--shape', type=_positive_int, nargs='+', metavar='SIDE',
+    parser.add_argument('--shape', type=positive_int, nargs='+', metavar='SIDE',
                         help='input height and width (one value: a square); default the test Resize scale')
-    parser.add_argument('--batch-size', type=_positive_int, default=1, help='batch size of the graph')
+    parser.add_argument('--batch-size', type=positive_int, default=1, help='batch size of the graph')
     parser.add_argument('--dynamic-batch', action='store_true', help='make the batch dimension dynamic')
-    parser.add_argument('--opset', type=_positive_int, help="ONNX opset (default: torch's exporter's)")
+    parser.add_argument('--opset', type=positive_int, help="ONNX opset (default: torch's exporter's)")
     parser.add_argument('--no-check', dest='check', action='store_false',
                         help='skip the onnxruntime check against PyTorch')
     parser.add_argument('--box-atol', type=float, default=0.05, metavar='PX',
