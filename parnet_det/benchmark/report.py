@@ -20,7 +20,8 @@ RATIO_MATCH_KEYS = ('resolution', 'batch_size', 'precision', 'form', 'mode', 'va
 # Rows compared with the reference variant (the first of --variants) agree on all of these.
 VARIANT_MATCH_KEYS = ('model', 'resolution', 'batch_size', 'precision', 'form', 'mode')
 MODE_TITLES = {
-    'network': 'Network only (backbone + neck + head forward on a pre-processed batch on the device)',
+    'network': ('Network only (on a pre-processed batch on the device: backbone + neck + head; the engine '
+                'variants also decode the boxes, before NMS)'),
     'end2end': ('End to end (uint8 HWC images in host memory -> pre-processing, network, box decoding and '
                 'NMS: boxes in original pixels)'),
 }

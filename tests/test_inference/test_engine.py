@@ -253,3 +253,29 @@ def test_cuda_fp16_stays_close(yolo):
     (boxes, scores), (boxes16, scores16) = fp32.network(batch), fp16.network(batch)
     assert relative_error(boxes16, boxes) < 1e-2
     assert (scores16 - scores).abs().max() < 1e-2
+
+
+def test_one_nms_call_keeps_images_apart(yolo):
+    """Identical images in one batch: each keeps all its detections (no box suppresses one of another
+    image), and they are the single image's."""
+    cfg, model = yolo
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    image = images((160, 160))[0]
+    alone = engine([image])[0].pred_instances
+    for result in engine([image, image, image]):
+        assert_same_detections(result.pred_instances, alone)
+
+
+def test_postprocessing_limits_and_nms_types(yolo):
+    from parnet_det.inference import postprocess_dense_detections
+    cfg, model = yolo
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    batch, metas = engine.preprocess(images((160, 160), (160, 160)))
+    boxes, scores = engine.network(batch)
+    limited = ConfigDict(engine.test_cfg, max_per_img=7)
+    for result in postprocess_dense_detections(boxes, scores, metas, limited):
+        assert len(result) == 7 and (result.scores[:-1] >= result.scores[1:]).all()
+    soft = ConfigDict(engine.test_cfg, nms=dict(type='soft_nms', iou_threshold=0.65))
+    assert all(len(r) for r in postprocess_dense_detections(boxes, scores, metas, soft))
+    with pytest.raises(ValueError, match="'nms' or 'soft_nms'"):
+        postprocess_dense_detections(boxes, scores, metas, ConfigDict(engine.test_cfg, nms=dict(type='nms_rotated')))
