@@ -13,12 +13,15 @@ fp16/bf16); any other is parnet_det.inference.DetectorEngine with fast paths joi
 channels_last+compile. The engine casts the network to fp16/bf16.
 
 Writes results.json, results.csv, results.md (img/s ratios against the first --baseline and against
-the first variant) and fps_vs_resolution.png into --work-dir (default
+the first variant) and fps_vs_resolution.png into --work-dir, and each row to rows.jsonl as soon as
+it is measured (default
 work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
 to every config. What each measurement covers: parnet_det/benchmark/detector.py.
 """
 import argparse
+import json
+import os
 import os.path as osp
 import sys
 import time
@@ -41,7 +44,8 @@ def parse_args(argv=None):
                         metavar='SIDE', help='square input sides in pixels')
     parser.add_argument('--batch-sizes', type=positive_int, nargs='+', default=[1], metavar='N')
     parser.add_argument('--precision', '--precisions', dest='precisions', nargs='+', default=['fp32'],
-                        choices=list(PRECISIONS), help='fp16 / bf16 run under torch.autocast')
+                        choices=list(PRECISIONS),
+                        help='fp16 / bf16: autocast for the mmdet variant, the network cast for the engine variants')
     forms = parser.add_mutually_exclusive_group()
     forms.add_argument('--forms', nargs='+', choices=FORMS,
                        help="'deploy': ParNet branches folded; 'train': as trained; both to compare")
@@ -69,7 +73,8 @@ def main(argv=None):
     args = parse_args(argv)
     settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes,
                                  precisions=args.precisions, forms=args.forms, variants=args.variants,
-                                 device=args.device, warmup=args.warmup, iters=args.iters, repeats=args.repeats, threads=args.threads)
+                                 device=args.device, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
+                                 threads=args.threads)
     # Refuse what cannot run before measuring anything, and before any output exists.
     try:
         models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
@@ -81,7 +86,15 @@ def main(argv=None):
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
     # Collected first: a failure there must not cost the measurements.
     meta = benchmark_meta(command, settings, baseline)
-    rows = run_benchmark(models, settings)
+    # Each row is also appended to rows.jsonl as it is measured: a run cut short keeps what it measured.
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, 'rows.jsonl'), 'w') as partial:
+
+        def keep_row(row: dict) -> None:
+            partial.write(json.dumps(row) + '\n')
+            partial.flush()
+
+        rows = run_benchmark(models, settings, on_row=keep_row)
     add_baseline_ratios(rows, baseline)
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):

@@ -226,15 +226,37 @@ def network_flops_per_image(model: nn.Module, data: dict) -> int:
 
 
 def build_runner(model: nn.Module, cfg: Config, form: str, variant: str, precision: str, device: torch.device):
-    """What runs a variant: the detector itself for 'mmdet', else an engine on a copy of it."""
+    """What runs a variant: the detector itself for 'mmdet', else an engine on a copy of it.
+
+    Args:
+        model (nn.Module): The detector, built by :func:`build_detector` in ``form``.
+        cfg (Config): Its config (the engine reads pre-processing from it).
+        form (str): 'deploy' or 'train'; the engine folds only the deploy form.
+        variant (str): 'mmdet' or fast paths joined with '+'.
+        precision (str): The engine's network dtype (mmdet's autocast is applied per step instead).
+        device (torch.device): Where it runs.
+    """
     if variant == MMDET_VARIANT:
         return model
     options = InferenceOptions.from_variant(variant, precision)
+    if options.compile:
+        # Every runner compiles the same forward again; past dynamo's recompilation limit it would
+        # silently run eagerly.
+        torch._dynamo.reset()
     return DetectorEngine(copy.deepcopy(model), cfg, device, options, deploy=form == 'deploy')
 
 
 def _steps(runner, mode: str, images: List[np.ndarray], data: dict, device: torch.device, precision: str):
-    """The step to time for ``mode`` and the contexts it runs in (autocast for mmdet, none for the engine)."""
+    """The step to time for ``mode`` and the contexts it runs in (autocast for mmdet, none for the engine).
+
+    Args:
+        runner (nn.Module | DetectorEngine): From :func:`build_runner`.
+        mode (str): 'network' or 'end2end'.
+        images (list[np.ndarray]): The batch, uint8 HWC.
+        data (dict): The batch after mmdet's data preprocessor (the mmdet network step's input).
+        device (torch.device): Where it runs.
+        precision (str): The mmdet variant's autocast precision.
+    """
     if isinstance(runner, DetectorEngine):
         if mode == 'network':
             batch, _ = runner.preprocess(images)
@@ -282,14 +304,15 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
     return device
 
 
-def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
-                  log: Callable[[str], None] = print) -> List[dict]:
+def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log: Callable[[str], None] = print,
+                  on_row: Optional[Callable[[dict], None]] = None) -> List[dict]:
     """Measure every model in every form, variant, precision, resolution, batch size and mode.
 
     Args:
         models (Sequence[ModelSpec]): From :func:`load_model_specs`.
         settings (BenchmarkSettings): What to measure.
         log (Callable): Receives one progress line per measurement.
+        on_row (Callable, optional): Receives each row as soon as it is measured.
 
     Returns:
         list[dict]: One row per measurement, with keys ``model``, ``config``,
@@ -339,6 +362,8 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings,
                                 row.update(_measure(runner, mode, images, data, device, precision, settings))
                                 rows.append(row)
                                 log(format_progress(row, len(rows), total))
+                                if on_row is not None:
+                                    on_row(row)
                     del runner
             del model
             if device.type == 'cuda':

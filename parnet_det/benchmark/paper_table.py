@@ -78,7 +78,8 @@ def _cell(value, fmt):
 def render_table(rows: List[dict], device: str, precision: str, batch_size: int, form: str,
                  variant: str = 'mmdet') -> str:
     lines = [
-        f'Speed: {device}, {precision}, batch {batch_size}, {form} form, {variant} variant; FPS = images/s, network = backbone + '
+        f'Speed: {device}, {precision}, batch {batch_size}, {form} form, {variant} variant; FPS = images/s, '
+        'network = backbone + '
         'neck + head, end-to-end = pre-processing to boxes after NMS. AP: COCO bbox metrics (pycocotools).', '',
         '| model | depth | params (M) | GFLOPs | input | FPS network | FPS end-to-end | '
         + ' | '.join(AP_TITLES) + ' |',

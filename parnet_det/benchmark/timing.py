@@ -10,8 +10,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-# Precision name -> autocast dtype (None: no autocast, plain fp32).
-PRECISIONS: Dict[str, Optional[torch.dtype]] = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from ..inference.fast_paths import PRECISION_DTYPES, check_precision
+
+# Precision name -> dtype; fp32 runs without autocast.
+PRECISIONS = PRECISION_DTYPES
 
 
 def resolve_device(device: str) -> torch.device:
@@ -36,30 +38,21 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_precisions(device: torch.device, precisions: Sequence[str]) -> None:
-    """Refuse precisions that are unknown or that this device cannot run meaningfully.
-
-    fp16 on the CPU is refused rather than run: most CPUs have no fp16
-    arithmetic, so autocast's fp16 convolutions there measure a conversion
-    path that no CPU deployment would use (bf16 is the CPU's reduced precision).
+    """Refuse precisions that are unknown or that this device cannot run meaningfully
+    (see :func:`~parnet_det.inference.fast_paths.check_precision`: fp16 needs CUDA, bf16 on the CPU).
 
     Args:
         device (torch.device): The device to benchmark on.
         precisions (Sequence[str]): Names from :data:`PRECISIONS`.
     """
     for precision in precisions:
-        if precision not in PRECISIONS:
-            raise ValueError(f'unknown precision {precision!r}; choose from {", ".join(PRECISIONS)}')
-        if device.type == 'cpu' and precision == 'fp16':
-            raise ValueError('fp16 is not benchmarked on the CPU (CPUs lack fp16 arithmetic, so the numbers '
-                             'would not describe any deployment); use bf16 on the CPU, fp16 on CUDA')
-        if device.type == 'cuda' and precision == 'bf16' and not torch.cuda.is_bf16_supported():
-            raise ValueError(f'bf16: {torch.cuda.get_device_name(device)} does not support bfloat16')
+        check_precision(device, precision)
 
 
 def autocast(device: torch.device, precision: str):
     """``torch.autocast`` for ``precision``; a disabled one (plain fp32) for 'fp32'."""
     dtype = PRECISIONS[precision]
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def synchronize(device: torch.device) -> None:

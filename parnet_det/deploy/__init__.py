@@ -1,7 +1,7 @@
 from .onnx_export import OnnxCheck, OnnxExport, OnnxExportWrapper, check_onnx_against_pytorch, export_onnx
-from .reparameterize import reparameterize_checkpoint, switch_to_deploy
+from .reparameterize import fold_conv_module_norms, reparameterize_checkpoint, switch_to_deploy
 
 __all__ = [
     'OnnxCheck', 'OnnxExport', 'OnnxExportWrapper', 'check_onnx_against_pytorch', 'export_onnx',
-    'reparameterize_checkpoint', 'switch_to_deploy'
+    'fold_conv_module_norms', 'reparameterize_checkpoint', 'switch_to_deploy'
 ]

@@ -27,7 +27,6 @@ which gives mmdet's detections in original-image pixels, or with any NMS.
 Only YOLOX-style heads export their decoding; onnx, onnxscript and onnxruntime
 come from ``requirements/deploy.txt`` and are imported only when used.
 """
-import copy
 import importlib
 import os
 import os.path as osp
@@ -71,8 +70,9 @@ class OnnxExportWrapper(nn.Module):
                              'box decoding to ONNX; this head decodes in mmdet\'s predict_by_feat')
         self.network = network
         self.settings = settings
+        from parnet_det.inference import per_channel
+
         # Non-persistent: the normalisation comes from the config, not from the checkpoint.
-        per_channel = lambda values: torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1)
         self.register_buffer('mean', per_channel(settings.mean) if settings.mean is not None else None,
                              persistent=False)
         self.register_buffer('std', per_channel(settings.std) if settings.std is not None else None, persistent=False)
@@ -148,7 +148,6 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     Returns:
         OnnxExport: The file, the exported module, input / output names and shapes.
     """
-    from parnet_det.apis import load_config
     from parnet_det.inference import init_detector_engine
 
     # The dynamo exporter translates through onnxscript and writes with onnx; refuse before building anything.
@@ -156,12 +155,8 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         _require(module_name, 'ONNX export')
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
-    # A copy: loading a deploy checkpoint sets deploy=True on the config's backbone.
-    cfg = load_config(config) if isinstance(config, str) else copy.deepcopy(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     # The engine loads the checkpoint strictly (deploy checkpoints into the folded form), folds and evals.
-    engine = init_detector_engine(cfg, checkpoint, device='cpu', input_size=input_size)
+    engine = init_detector_engine(config, checkpoint, device='cpu', cfg_options=cfg_options, input_size=input_size)
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
 
     dynamic_shapes = None

@@ -71,7 +71,16 @@ class DenseDetectorNetwork(nn.Module):
 
     def decode(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
                objectnesses: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Decode YOLOX head outputs (lists over levels of (B, C, H, W)) into boxes and scores."""
+        """Decode YOLOX head outputs into boxes and scores, as ``YOLOXHead.predict_by_feat`` does before NMS.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (B, num_classes, H, W) logits.
+            bbox_preds (list[Tensor]): Per level, (B, 4, H, W) offsets and log sizes.
+            objectnesses (list[Tensor]): Per level, (B, 1, H, W) logits.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``boxes`` (B, N, 4) and ``scores`` (B, N, num_classes).
+        """
         batch = cls_scores[0].shape[0]
         flat = lambda levels, width: torch.cat(
             [level.permute(0, 2, 3, 1).reshape(batch, -1, width) for level in levels], dim=1)

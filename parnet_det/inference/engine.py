@@ -11,8 +11,9 @@ Stages, each callable on its own (``tools/benchmark.py`` times them):
 :meth:`DetectorEngine.postprocess` (batched score threshold and NMS for YOLOX
 heads, see :mod:`.nms`; mmdet's per-image ``predict_by_feat`` for other heads).
 """
+import copy
 import logging
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -25,10 +26,11 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
 from ..apis import load_config
-from ..deploy import switch_to_deploy
+from ..deploy import fold_conv_module_norms, switch_to_deploy
 from ..utils.checkpoint import load_checkpoint_file
 from .dense_network import DenseDetectorNetwork
-from .fast_paths import CUDAGraphRunner, InferenceOptions
+from .cuda_graph import CUDAGraphRunner
+from .fast_paths import InferenceOptions
 from .nms import postprocess_dense_detections
 from .preprocess import BatchPreprocessor, ImageInput, PreprocessSettings
 
@@ -46,8 +48,10 @@ def set_parallel_streams(model: nn.Module, enabled: bool) -> int:
 class DetectorEngine:
     """Runs a single-stage detector on batches of decoded images, with fast paths.
 
-    The detector is put in eval mode and folded (:func:`~parnet_det.deploy.switch_to_deploy`)
-    unless ``deploy=False``; then the options apply in this order: parallel
+    The detector is put in eval mode and, unless ``deploy=False``, folded:
+    ParNet's branches (:func:`~parnet_det.deploy.switch_to_deploy`) and the
+    BatchNorms of the ConvModules (:func:`~parnet_det.deploy.fold_conv_module_norms`,
+    the neck and head); then the options apply in this order: parallel
     streams, channels-last, precision cast, ``torch.compile``, CUDA graph.
 
     Args:
@@ -57,10 +61,11 @@ class DetectorEngine:
         options (InferenceOptions, optional): Fast paths. Defaults to none (plain eager fp32).
         input_size (Sequence[int], optional): (H, W) or one side: the fixed
             network input; defaults to the config's test ``Resize`` scale.
-        deploy (bool): Fold ParNet's branches. Defaults to True.
+        deploy (bool): Fold as above. Defaults to True.
     """
 
-    def __init__(self, model: nn.Module, cfg: Config, device='cuda:0', options: Optional[InferenceOptions] = None,
+    def __init__(self, model: nn.Module, cfg: Config, device: Union[str, torch.device] = 'cuda:0',
+                 options: Optional[InferenceOptions] = None,
                  input_size: Optional[Sequence[int]] = None, deploy: bool = True) -> None:
         self.device = torch.device(device)
         self.options = options or InferenceOptions()
@@ -69,6 +74,7 @@ class DetectorEngine:
         model.eval()
         if deploy:
             switch_to_deploy(model)
+            fold_conv_module_norms(model)
         if self.options.parallel_streams and set_parallel_streams(model, True) == 0:
             # Not an error: a benchmark runs its baselines with the same options.
             print_log(f'parallel_streams has no effect: {type(model.backbone).__name__} has no parallel streams '
@@ -149,7 +155,13 @@ def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:
         **options: Fields of :class:`InferenceOptions` (precision, parallel_streams,
             channels_last, compile, compile_mode, cuda_graph).
     """
-    cfg = load_config(config, cfg_options) if isinstance(config, str) else config
+    # A Config passed in is copied: a deploy checkpoint sets deploy=True on the backbone.
+    if isinstance(config, str):
+        cfg = load_config(config, cfg_options)
+    else:
+        cfg = copy.deepcopy(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     inference_options = InferenceOptions(**options)
     inference_options.check(torch.device(device))

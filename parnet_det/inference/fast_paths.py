@@ -1,11 +1,30 @@
-"""Inference fast paths: which ones exist, how they are named, and CUDA-graph capture."""
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Dict, Optional, Tuple
+"""Inference fast paths: which ones exist, how they are named, and what each device can run."""
+from dataclasses import dataclass
+from typing import Dict, Optional
 
 import torch
 
 # Precision name -> the dtype the network is cast to.
 PRECISION_DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+# torch.compile modes that capture CUDA graphs of their own (not to be nested in ours).
+COMPILE_MODES_WITH_CUDA_GRAPHS = ('reduce-overhead', 'max-autotune')
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision that is unknown or that ``device`` cannot run meaningfully.
+
+    Args:
+        device (torch.device): Where the network runs.
+        precision (str): A name from :data:`PRECISION_DTYPES`.
+    """
+    if precision not in PRECISION_DTYPES:
+        raise ValueError(f'unknown precision {precision!r}; choose from {", ".join(PRECISION_DTYPES)}')
+    if device.type == 'cpu' and precision == 'fp16':
+        raise ValueError('fp16 needs a CUDA device: CPUs lack fp16 arithmetic, so fp16 there runs a conversion path '
+                         'that no CPU deployment would use; use bf16 on the CPU')
+    if device.type == 'cuda' and precision == 'bf16' and not torch.cuda.is_bf16_supported():
+        raise ValueError(f'bf16: {torch.cuda.get_device_name(device)} does not support bfloat16')
+
 
 # Short names of the fast paths, as `tools/benchmark.py --variants` joins them with '+'.
 FAST_PATH_NAMES = {
@@ -44,7 +63,12 @@ class InferenceOptions:
 
     @classmethod
     def from_variant(cls, variant: str, precision: str = 'fp32') -> 'InferenceOptions':
-        """Options from a '+'-joined list of fast-path names, e.g. 'streams+cuda_graph'; 'eager' for none."""
+        """Options from a '+'-joined list of fast-path names.
+
+        Args:
+            variant (str): E.g. 'streams+cuda_graph'; 'eager' for none (see :data:`FAST_PATH_NAMES`).
+            precision (str): As the field. Defaults to 'fp32'.
+        """
         enabled = {}
         for name in filter(None, variant.split('+')):
             if name == 'eager':
@@ -60,62 +84,15 @@ class InferenceOptions:
         return PRECISION_DTYPES[self.precision]
 
     def check(self, device: torch.device) -> None:
-        """Refuse options that are unknown or that cannot run on ``device``, naming the fix."""
-        if self.precision not in PRECISION_DTYPES:
-            raise ValueError(f'unknown precision {self.precision!r}; choose from {", ".join(PRECISION_DTYPES)}')
-        if device.type == 'cpu' and self.precision == 'fp16':
-            raise ValueError('fp16 inference needs a CUDA device (CPUs lack fp16 arithmetic); use bf16 on the CPU')
+        """Refuse options that are unknown or that cannot run on ``device``, naming the fix.
+
+        Args:
+            device (torch.device): Where the engine runs.
+        """
+        check_precision(device, self.precision)
         if self.cuda_graph and device.type != 'cuda':
             raise ValueError(f'cuda_graph needs a CUDA device, not {device}; drop it on the CPU')
+        if self.cuda_graph and self.compile_mode in COMPILE_MODES_WITH_CUDA_GRAPHS:
+            raise ValueError(f"compile_mode {self.compile_mode!r} captures CUDA graphs itself; with cuda_graph "
+                             "use the default mode or 'max-autotune-no-cudagraphs'")
 
-    def describe(self) -> str:
-        """The enabled fast paths joined with '+', 'eager' for none (the inverse of :meth:`from_variant`)."""
-        names = [short for short, field in FAST_PATH_NAMES.items() if getattr(self, field)]
-        return '+'.join(names) or 'eager'
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
-
-
-class CUDAGraphRunner:
-    """Replay a module's forward from CUDA graphs, one captured per input shape and dtype.
-
-    A graph replays the captured kernels with one launch, which removes the
-    per-kernel launch cost that dominates small batches. Capture needs static
-    memory: each input is copied into the graph's input buffer, and the
-    returned tensors are the graph's output buffers, overwritten by the next
-    call (consume or clone them before calling again).
-
-    Args:
-        module (Callable): The forward to capture; must be free of host
-            synchronisation and of shape-dependent Python control flow.
-        warmup (int): Eager calls on a side stream before capture (cuDNN
-            autotuning, lazy initialisation). Defaults to 3.
-    """
-
-    def __init__(self, module: Callable[[torch.Tensor], Any], warmup: int = 3) -> None:
-        self.module = module
-        self.warmup = warmup
-        self._graphs: Dict[Tuple, Tuple[torch.cuda.CUDAGraph, torch.Tensor, Any]] = {}
-
-    def _capture(self, inputs: torch.Tensor) -> Tuple[torch.cuda.CUDAGraph, torch.Tensor, Any]:
-        static_inputs = inputs.clone()
-        side = torch.cuda.Stream(device=inputs.device)
-        side.wait_stream(torch.cuda.current_stream(inputs.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self.module(static_inputs)
-        torch.cuda.current_stream(inputs.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_outputs = self.module(static_inputs)
-        return graph, static_inputs, static_outputs
-
-    def __call__(self, inputs: torch.Tensor) -> Any:
-        key = (tuple(inputs.shape), inputs.dtype, inputs.device, inputs.stride())
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(inputs)
-        graph, static_inputs, static_outputs = self._graphs[key]
-        static_inputs.copy_(inputs)
-        graph.replay()
-        return static_outputs

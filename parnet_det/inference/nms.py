@@ -1,5 +1,5 @@
-"""Batched post-processing of dense detections: score threshold, rescale, one NMS call, top-k."""
-from typing import List, Sequence, Tuple
+"""Batched post-processing of dense detections: score threshold, rescale, NMS over many images at once, top-k."""
+from typing import Callable, List, Sequence, Tuple
 
 import mmcv.ops
 import torch
@@ -8,77 +8,102 @@ from mmengine.structures import InstanceData
 
 
 def _tiled_nms(boxes: torch.Tensor, scores: torch.Tensor, image_ids: torch.Tensor, labels: torch.Tensor,
-               nms_cfg: ConfigDict) -> Tuple[torch.Tensor, torch.Tensor, int]:
-    """One NMS call over every image and class at once: mmcv's ``nms`` (or ``soft_nms``, as ``nms_cfg.type``
-    says) on boxes moved so that no two (image, class) groups overlap.
+               nms_op: Callable, nms_args: dict, class_agnostic: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One NMS call over some images and all their classes: ``nms_op`` on boxes moved so that no two
+    (image, class) groups overlap.
 
-    Each group gets its own tile of the plane, images along y and classes along
-    x, each tile as large as the boxes' extent. mmcv's ``batched_nms`` offsets
-    along one axis by ``group * (max + 1)``: over a batch (images x 80
-    classes) those offsets grow by the batch size, and float32 rounding of the
-    moved coordinates with them; past ``split_thr`` boxes it falls back to one
-    NMS call per group. Tiling keeps the offsets as small as mmdet's per-image
-    class offsets, hence its precision, for any batch size.
+    Each group gets its own tile of the plane, images along y and classes
+    along x, each tile as large as the boxes' extent. mmcv's ``batched_nms``
+    offsets along one axis only (``group * (max + 1)``), so over several images
+    its offsets, and the float32 rounding of the moved coordinates, would grow
+    with the number of images; tiles keep them at mmdet's per-image size for up
+    to as many images as classes.
 
     Returns:
-        tuple[Tensor, Tensor, int]: Indices kept, best first; their scores
-        (NMS variants such as soft-NMS rescore); the per-image limit of
-        ``nms_cfg.max_num`` (-1 for none).
+        tuple[Tensor, Tensor]: Indices kept, best first, and their scores
+        (NMS variants such as soft-NMS rescore).
     """
-    cfg = dict(nms_cfg)
-    nms_type = cfg.pop('type', 'nms')
-    class_agnostic = cfg.pop('class_agnostic', False)
-    cfg.pop('split_thr', None)
-    max_num = cfg.pop('max_num', -1)
-    nms_op = getattr(mmcv.ops, nms_type, None) if nms_type in ('nms', 'soft_nms') else None
-    if nms_op is None:
-        raise ValueError(f"test_cfg.nms.type {nms_type!r} is not supported by the batched post-processing; "
-                         "use 'nms' or 'soft_nms'")
     low = boxes.min()
     span = boxes.max() - low + 1
     columns = torch.zeros_like(labels) if class_agnostic else labels
-    tile = torch.stack([columns, image_ids, columns, image_ids], dim=1).to(boxes)
-    dets, keep = nms_op(boxes - low + tile * span, scores, **cfg)
-    return keep, dets[:, -1], max_num
+    rows = image_ids - image_ids.min()
+    tile = torch.stack([columns, rows, columns, rows], dim=1).to(boxes)
+    dets, keep = nms_op(boxes - low + tile * span, scores, **nms_args)
+    return keep, dets[:, -1]
+
+
+def _image_chunks(boxes_per_image: List[int], max_boxes: int) -> List[Tuple[int, int]]:
+    """Consecutive images in chunks of at most ``max_boxes`` boxes (an image with more is a chunk alone)."""
+    chunks, start, total = [], 0, 0
+    for image, count in enumerate(boxes_per_image):
+        if image > start and total + count > max_boxes:
+            chunks.append((start, image))
+            start, total = image, 0
+        total += count
+    chunks.append((start, len(boxes_per_image)))
+    return chunks
 
 
 def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict],
                                  test_cfg: ConfigDict) -> List[InstanceData]:
-    """YOLOX's post-processing for a whole batch, with one NMS call.
+    """YOLOX's post-processing for a whole batch, with as few NMS calls as the box count allows.
 
     Per box, the best class and its score; boxes under ``test_cfg.score_thr``
     are dropped; the rest are scaled back to the original image
-    (``metas[i]['scale_factor']``) and go through one NMS (``test_cfg.nms``)
-    for all images and classes together, no box suppressing one of another
-    image or class (see :func:`_tiled_nms`). Each image keeps at most
-    ``test_cfg.max_per_img`` (and ``nms.max_num``) detections if set, best
-    first. This gives what mmdet's ``YOLOXHead.predict_by_feat(...,
-    rescale=True)`` gives image by image.
+    (``metas[i]['scale_factor']``) and go through NMS (``test_cfg.nms``: mmcv's
+    ``nms`` or ``soft_nms``) for many images and all classes in one call, no
+    box suppressing one of another image or class (see :func:`_tiled_nms`).
+    NMS costs grow with the square of the boxes in a call, so images are
+    grouped into calls of at most ``nms.split_thr`` (default 10000, mmcv's)
+    boxes: a trained detector's batch usually fits in one, the thousands of
+    candidates of an untrained one go image by image, as in mmdet. The kept
+    detections are the same that mmdet's ``YOLOXHead.predict_by_feat(...,
+    rescale=True)`` keeps image by image. ``nms.max_num`` and
+    ``test_cfg.max_per_img`` (mmdet's other dense heads read it; YOLOX
+    configs do not set it) limit each image's detections, best first.
 
     Args:
         boxes (Tensor): (B, N, 4) boxes in input-batch pixels.
         scores (Tensor): (B, N, C) scores.
         metas (Sequence[dict]): Per image, ``scale_factor`` (w, h).
-        test_cfg (ConfigDict): The head's ``test_cfg`` (``score_thr``, ``nms``, ``max_per_img``).
+        test_cfg (ConfigDict): The head's ``test_cfg`` (``score_thr``, ``nms``, optionally ``max_per_img``).
 
     Returns:
         list[InstanceData]: Per image, ``bboxes`` (n, 4), ``scores`` (n,) and ``labels`` (n,).
     """
+    nms_args = dict(test_cfg.nms)
+    nms_type = nms_args.pop('type', 'nms')
+    if nms_type not in ('nms', 'soft_nms'):
+        raise ValueError(f"test_cfg.nms.type {nms_type!r} is not supported by the batched post-processing; "
+                         "use 'nms' or 'soft_nms'")
+    nms_op = getattr(mmcv.ops, nms_type)
+    class_agnostic = nms_args.pop('class_agnostic', False)
+    max_boxes = nms_args.pop('split_thr', 10000)
+    limits = [limit for limit in (test_cfg.get('max_per_img', -1), nms_args.pop('max_num', -1)) if limit > 0]
+    limit = min(limits) if limits else None
+
+    batch = len(metas)
     best_scores, labels = scores.max(dim=2)
     image_ids, box_ids = torch.nonzero(best_scores >= test_cfg.score_thr, as_tuple=True)
-    scale = torch.tensor([meta['scale_factor'] for meta in metas], dtype=boxes.dtype, device=boxes.device)
-    kept_boxes = boxes[image_ids, box_ids] / scale[image_ids].repeat(1, 2)
-    kept_scores = best_scores[image_ids, box_ids]
-    kept_labels = labels[image_ids, box_ids]
-    max_num = -1
-    if kept_boxes.numel():
-        keep, kept_scores, max_num = _tiled_nms(kept_boxes, kept_scores, image_ids, kept_labels, test_cfg.nms)
-        image_ids, kept_boxes, kept_labels = image_ids[keep], kept_boxes[keep], kept_labels[keep]
-    # YOLOX's test_cfg has no max_per_img (its head keeps every NMS survivor); other heads' do.
-    limits = [limit for limit in (test_cfg.get('max_per_img', -1), max_num) if limit > 0]
-    limit = min(limits) if limits else None
+    # nonzero orders by image: each image's candidates are one contiguous run.
+    boxes_per_image = torch.bincount(image_ids, minlength=batch).tolist()
+    scale = boxes.new_tensor([meta['scale_factor'] for meta in metas])
+    candidates = (boxes[image_ids, box_ids] / scale[image_ids].repeat(1, 2), best_scores[image_ids, box_ids],
+                  labels[image_ids, box_ids], image_ids)
     results = []
-    for image in range(len(metas)):
-        mine = torch.nonzero(image_ids == image, as_tuple=True)[0][:limit]
-        results.append(InstanceData(bboxes=kept_boxes[mine], scores=kept_scores[mine], labels=kept_labels[mine]))
+    for first, end in _image_chunks(boxes_per_image, max_boxes):
+        start = sum(boxes_per_image[:first])
+        chunk_boxes, chunk_scores, chunk_labels, chunk_images = (
+            values[start:start + sum(boxes_per_image[first:end])] for values in candidates)
+        if chunk_boxes.numel():
+            keep, chunk_scores = _tiled_nms(chunk_boxes, chunk_scores, chunk_images, chunk_labels, nms_op,
+                                            nms_args, class_agnostic)
+            chunk_boxes, chunk_labels, chunk_images = chunk_boxes[keep], chunk_labels[keep], chunk_images[keep]
+        # keep is sorted by score: a stable sort by image keeps each image's detections best first.
+        order = torch.sort(chunk_images, stable=True).indices
+        kept_per_image = torch.bincount(chunk_images - first, minlength=end - first).tolist()
+        for image_boxes, image_scores, image_labels in zip(*(values[order].split(kept_per_image) for values in (
+                chunk_boxes, chunk_scores, chunk_labels))):
+            results.append(InstanceData(bboxes=image_boxes[:limit], scores=image_scores[:limit],
+                                        labels=image_labels[:limit]))
     return results

@@ -59,8 +59,10 @@ class PreprocessSettings:
         Args:
             cfg (Config): The detector's config.
             input_size (Sequence[int], optional): (height, width), or one side
-                for a square; defaults to the test ``Resize`` scale, rounded up
-                to the preprocessor's ``pad_size_divisor``.
+                for a square, to resize to (fit, or stretch without
+                ``keep_ratio``); defaults to the test ``Resize`` scale. The
+                network input is it rounded up to the preprocessor's
+                ``pad_size_divisor``, as mmdet pads.
         """
         pipeline = cfg.test_dataloader.dataset.get('pipeline')
         if pipeline is None:  # wrapped datasets keep theirs one level down
@@ -89,12 +91,19 @@ class PreprocessSettings:
             input_size = (-(-scale_h // divisor) * divisor, -(-scale_w // divisor) * divisor)
             resize_scale = (scale_w, scale_h)
         else:
-            input_size = (input_size[0], input_size[0]) if len(input_size) == 1 else tuple(input_size[:2])
-            resize_scale = (input_size[1], input_size[0])
+            height, width = (input_size[0], input_size[0]) if len(input_size) == 1 else input_size[:2]
+            resize_scale = (width, height)
+            divisor = preprocessor.get('pad_size_divisor', 1)
+            input_size = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
         return cls(input_size=(int(input_size[0]), int(input_size[1])), resize_scale=tuple(resize_scale),
                    keep_ratio=resize.get('keep_ratio', False), pad_pixel=tuple(float(v) for v in pad_pixel),
                    mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
                    bgr_to_rgb=bgr_to_rgb, padded_in_pipeline=pad is not None)
+
+
+def per_channel(values: Sequence[float], device: Optional[torch.device] = None) -> torch.Tensor:
+    """Three per-channel values as a (1, 3, 1, 1) float32 tensor, to broadcast over a batch."""
+    return torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
 
 def read_image(image: ImageInput) -> np.ndarray:
@@ -110,7 +119,8 @@ def read_image(image: ImageInput) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         got = f'{type(image).__name__} {getattr(image, "shape", "")} {getattr(image, "dtype", "")}'.strip()
         raise ValueError(f'expected an image path or an HxWx3 uint8 BGR array, got {got}')
-    return image
+    # torch.from_numpy refuses negative strides (e.g. image[..., ::-1]); a no-op for a contiguous array.
+    return np.ascontiguousarray(image)
 
 
 class BatchPreprocessor:
@@ -124,12 +134,9 @@ class BatchPreprocessor:
     def __init__(self, settings: PreprocessSettings, device: torch.device) -> None:
         self.settings = settings
         self.device = device
-        self._pad_pixel = self._per_channel(settings.pad_pixel)
-        self._mean = self._per_channel(settings.mean) if settings.mean is not None else None
-        self._std = self._per_channel(settings.std) if settings.std is not None else None
-
-    def _per_channel(self, values: Sequence[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._pad_pixel = per_channel(settings.pad_pixel, device)
+        self._mean = per_channel(settings.mean, device) if settings.mean is not None else None
+        self._std = per_channel(settings.std, device) if settings.std is not None else None
 
     def resized_shape(self, height: int, width: int) -> Tuple[int, int]:
         """(height, width) of an image after the resize, as mmcv's ``Resize`` computes it."""

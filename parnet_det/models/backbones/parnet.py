@@ -216,6 +216,7 @@ class ParNet(BaseModule):
             outs.append(self.final_downsample(fused))
         return tuple(outs[i] for i in self.out_indices)
 
+
 @MODELS.register_module()
 class ParNetCSP(ParNet):
     """ParNet with cross-stage-partial streams (the paper's ParNet-XL-CSP).
