@@ -1,0 +1,35 @@
+"""Folding the ConvModules' BatchNorms keeps a detector's outputs and leaves every other norm alone."""
+import torch
+from mmcv.cnn import ConvModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdet.registry import MODELS
+from parnet_det.apis import load_config
+from parnet_det.deploy import fold_conv_module_norms, switch_to_deploy
+
+from ..conftest import randomize_norm_stats, relative_error
+
+
+def count_norms(model):
+    in_conv_modules = sum(isinstance(m.norm, _BatchNorm) for m in model.modules()
+                          if isinstance(m, ConvModule) and m.with_norm)
+    return in_conv_modules, sum(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def test_folding_keeps_outputs_and_only_touches_conv_modules():
+    for config in ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py'):
+        torch.manual_seed(0)
+        model = MODELS.build(load_config(config).model)
+        randomize_norm_stats(model)
+        model.eval()
+        switch_to_deploy(model)
+        x = torch.rand(2, 3, 96, 128) * 255
+        with torch.no_grad():
+            expected = model._forward(x)
+            conv_module_norms, all_norms = count_norms(model)
+            assert fold_conv_module_norms(model) == conv_module_norms > 0
+            # ParNet's identity and fusion norms, the CSP concatenation norms: not after a conv of theirs.
+            assert count_norms(model) == (0, all_norms - conv_module_norms)
+            for level_expected, level_got in zip(expected, model._forward(x)):
+                for e, g in zip(level_expected, level_got):
+                    assert relative_error(g, e) < 1e-5
