@@ -8,7 +8,11 @@ without anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
 size with the pipeline's pad value, and normalised as the config's data
 preprocessor does. A fixed input size is what compiled models and CUDA graphs
 need; for YOLO-style pipelines (resize to fit, pad to a square) it is exactly
-the pipeline's geometry.
+the pipeline's geometry. mmdet's other pipelines pad each batch to its largest
+image instead (different padding, slightly different outputs near the
+borders), and with a non-square keep-ratio scale (e.g. 1333 x 800) a portrait
+image resizes taller than the landscape input: that is refused, naming the
+fix (a larger ``input_size``).
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
