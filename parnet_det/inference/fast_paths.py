@@ -10,6 +10,15 @@ PRECISION_DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch
 # torch.compile modes that capture CUDA graphs of their own (not to be nested in ours).
 COMPILE_MODES_WITH_CUDA_GRAPHS = ('reduce-overhead', 'max-autotune')
 
+# Short names of the fast paths, as `tools/benchmark.py --variants` joins them with '+'.
+FAST_PATH_NAMES = {
+    'streams': 'parallel_streams',
+    'channels_last': 'channels_last',
+    'compile': 'compile',
+    'cuda_graph': 'cuda_graph',
+}
+
+
 def check_precision(device: torch.device, precision: str) -> None:
     """Refuse a precision that is unknown or that ``device`` cannot run meaningfully.
 
@@ -25,14 +34,6 @@ def check_precision(device: torch.device, precision: str) -> None:
     if device.type == 'cuda' and precision == 'bf16' and not torch.cuda.is_bf16_supported():
         raise ValueError(f'bf16: {torch.cuda.get_device_name(device)} does not support bfloat16')
 
-
-# Short names of the fast paths, as `tools/benchmark.py --variants` joins them with '+'.
-FAST_PATH_NAMES = {
-    'streams': 'parallel_streams',
-    'channels_last': 'channels_last',
-    'compile': 'compile',
-    'cuda_graph': 'cuda_graph',
-}
 
 
 @dataclass(frozen=True)
