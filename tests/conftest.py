@@ -25,6 +25,20 @@ def randomize_norm_stats(model: torch.nn.Module, seed: int = 0) -> None:
             module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
+def spread_yolox_scores(model: torch.nn.Module, seed: int = 0, with_regression: bool = False) -> None:
+    """Zero-bias, N(0, 0.05) classification and objectness convs (and box regression convs if asked)
+    of a YOLOX head: scores near 0.25 that vary from box to box, so that hundreds of boxes reach NMS
+    (the initial head scores ~1e-4 and finds nothing)."""
+    gen = torch.Generator().manual_seed(seed)
+    head = model.bbox_head
+    convs = [*head.multi_level_conv_cls, *head.multi_level_conv_obj]
+    if with_regression:
+        convs += list(head.multi_level_conv_reg)
+    for conv in convs:
+        conv.bias.data.zero_()
+        conv.weight.data.normal_(0, 0.05, generator=gen)
+
+
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
 

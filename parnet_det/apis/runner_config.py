@@ -80,6 +80,13 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     return cfg
 
 
+def dataset_pipeline(dataset_cfg) -> list:
+    """The pipeline of a dataset config; a wrapped dataset (e.g. ``MultiImageMixDataset``) keeps it one
+    level down."""
+    pipeline = dataset_cfg.get('pipeline')
+    return pipeline if pipeline is not None else dataset_cfg.dataset.pipeline
+
+
 def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:
     """The (H, W) the test pipeline resizes and pads to, read off its Resize step."""
     for step in cfg.test_dataloader.dataset.get('pipeline') or []:
@@ -111,9 +118,7 @@ def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:
         loader = cfg.get(loader_key)
         if not loader:
             continue
-        pipeline = loader.dataset.get('pipeline')
-        if pipeline is None:  # wrapped datasets keep theirs one level down
-            pipeline = loader.dataset.dataset.pipeline
+        pipeline = dataset_pipeline(loader.dataset)
         resized = False
         for step in pipeline:
             if step['type'] == 'Resize':

@@ -31,7 +31,7 @@ class DenseDetectorNetwork(nn.Module):
     fp16 / bf16 still decodes in fp32.
 
     Args:
-        detector (SingleStageDetector): A built mmdet detector, sharing its modules.
+        detector (SingleStageDetector): A built mmdet detector, wrapped (not copied).
     """
 
     def __init__(self, detector: nn.Module) -> None:
@@ -39,19 +39,21 @@ class DenseDetectorNetwork(nn.Module):
         if not isinstance(detector, SingleStageDetector):
             raise TypeError(f'{type(detector).__name__} is not a single-stage detector; the inference engine '
                             'runs single-stage detectors (use mmdet.apis.inference_detector for others)')
-        self.backbone = detector.backbone
-        self.neck = detector.neck if detector.with_neck else None
-        self.bbox_head = detector.bbox_head
-        self.decodes_boxes = isinstance(self.bbox_head, YOLOXHead)
+        self.detector = detector
+        self.decodes_boxes = isinstance(detector.bbox_head, YOLOXHead)
         self._priors: Dict[tuple, torch.Tensor] = {}
 
-    def features(self, inputs: torch.Tensor):
-        """Backbone and neck."""
-        features = self.backbone(inputs)
-        return self.neck(features) if self.neck is not None else features
+    @property
+    def backbone(self) -> nn.Module:
+        return self.detector.backbone
+
+    @property
+    def bbox_head(self) -> nn.Module:
+        return self.detector.bbox_head
 
     def forward(self, inputs: torch.Tensor) -> Union[Tuple[torch.Tensor, torch.Tensor], tuple]:
-        head_outputs = self.bbox_head(self.features(inputs))
+        # mmdet's own network call: backbone, neck (if any) and head.
+        head_outputs = self.detector._forward(inputs)
         if not self.decodes_boxes:
             return head_outputs
         cls_scores, bbox_preds, objectnesses = ([level.float() for level in outputs] for outputs in head_outputs)

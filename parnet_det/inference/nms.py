@@ -90,11 +90,11 @@ def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, meta
     scale = boxes.new_tensor([meta['scale_factor'] for meta in metas])
     candidates = (boxes[image_ids, box_ids] / scale[image_ids].repeat(1, 2), best_scores[image_ids, box_ids],
                   labels[image_ids, box_ids], image_ids)
+    chunks = _image_chunks(boxes_per_image, max_boxes)
+    boxes_per_chunk = [sum(boxes_per_image[first:end]) for first, end in chunks]
     results = []
-    for first, end in _image_chunks(boxes_per_image, max_boxes):
-        start = sum(boxes_per_image[:first])
-        chunk_boxes, chunk_scores, chunk_labels, chunk_images = (
-            values[start:start + sum(boxes_per_image[first:end])] for values in candidates)
+    for (first, end), chunk_boxes, chunk_scores, chunk_labels, chunk_images in zip(
+            chunks, *(values.split(boxes_per_chunk) for values in candidates)):
         if chunk_boxes.numel():
             keep, chunk_scores = _tiled_nms(chunk_boxes, chunk_scores, chunk_images, chunk_labels, nms_op,
                                             nms_args, class_agnostic)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from ..apis import dataset_pipeline
+
 ImageInput = Union[str, np.ndarray]
 
 
@@ -68,9 +70,7 @@ class PreprocessSettings:
                 network input is it rounded up to the preprocessor's
                 ``pad_size_divisor``, as mmdet pads.
         """
-        pipeline = cfg.test_dataloader.dataset.get('pipeline')
-        if pipeline is None:  # wrapped datasets keep theirs one level down
-            pipeline = cfg.test_dataloader.dataset.dataset.pipeline
+        pipeline = dataset_pipeline(cfg.test_dataloader.dataset)
         resize = next((step for step in pipeline if step['type'] == 'Resize'), None)
         if resize is None or 'scale' not in resize:
             raise KeyError('the test pipeline has no Resize step with a scale; pass input_size=(H, W)')

@@ -13,7 +13,7 @@ from parnet_det.apis import load_config
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx, reparameterize_checkpoint
 from parnet_det.inference import BatchPreprocessor, PreprocessSettings, postprocess_dense_detections
 
-from ..conftest import TINY_ARCH, randomize_norm_stats
+from ..conftest import TINY_ARCH, randomize_norm_stats, spread_yolox_scores
 
 onnx = pytest.importorskip('onnx', reason='ONNX export needs requirements/deploy.txt')
 ort = pytest.importorskip('onnxruntime', reason='the ONNX check needs requirements/deploy.txt')
@@ -83,11 +83,7 @@ def checkpoints(tmp_path_factory):
     randomize_norm_stats(model)
     preprocess = BatchPreprocessor(PreprocessSettings.from_config(cfg), torch.device('cpu'))
     calibrate_norm_stats(model, preprocess(random_images(4, seed=1))[0])
-    gen = torch.Generator().manual_seed(0)
-    head = model.bbox_head
-    for conv in [*head.multi_level_conv_cls, *head.multi_level_conv_obj, *head.multi_level_conv_reg]:
-        conv.bias.data.zero_()
-        conv.weight.data.normal_(0, 0.05, generator=gen)
+    spread_yolox_scores(model, with_regression=True)
     train, deploy = directory / 'train.pth', directory / 'deploy.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, train)
     reparameterize_checkpoint(cfg, str(train), str(deploy))

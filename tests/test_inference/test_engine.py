@@ -13,20 +13,10 @@ from parnet_det.apis import load_config
 from parnet_det.deploy import reparameterize_checkpoint
 from parnet_det.inference import DetectorEngine, InferenceOptions, init_detector_engine
 
-from ..conftest import relative_error
+from ..conftest import relative_error, spread_yolox_scores
 
 YOLO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'  # 160 px, letterboxed with pad value 114
 RETINANET_CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'
-
-
-def spread_yolox_scores(model, seed=0):
-    """Zero-bias, small random classification and objectness convs: scores near 0.25 that vary from box
-    to box, so that hundreds of boxes reach NMS (the initial head scores ~1e-4, and finds nothing)."""
-    gen = torch.Generator().manual_seed(seed)
-    for convs in (model.bbox_head.multi_level_conv_cls, model.bbox_head.multi_level_conv_obj):
-        for conv in convs:
-            conv.bias.data.zero_()
-            conv.weight.data.normal_(0, 0.05, generator=gen)
 
 
 def build(config, cfg_options=None):

@@ -23,7 +23,7 @@ with torch.inference_mode():
     batch, _ = engine.preprocess(images)
     steps = {'mmdet _forward': lambda: model._forward(data['inputs'], data['data_samples']),
              'engine network': lambda: engine.network(batch),
-             'engine network, no decode': lambda: engine.dense_network.bbox_head(engine.dense_network.features(batch))}
+             'engine network, no decode': lambda: engine.dense_network.detector._forward(batch)}
     for s in steps.values(): s()
     times = {k: [] for k in steps}
     for _ in range(3):
