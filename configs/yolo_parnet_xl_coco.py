@@ -4,6 +4,9 @@ _base_ = './_base_/yolo_pafpn_coco.py'
 # the official ImageNet weights add
 #   init_cfg=dict(type='Pretrained', checkpoint='checkpoints/parnet_xl_imagenet_converted.pth')
 # (see tools/convert_official_weights.py).
+# The reduced neck: three 1x1 ConvModules map the backbone's outputs to the baseline's widths, then the
+# baseline's own PAFPN and head (see ReducedYOLOXPAFPN).
+# yolo_parnet_xl_wideneck_coco.py keeps the PAFPN at the backbone's widths instead.
 model = dict(
     backbone=dict(_delete_=True, type='ParNet', arch='xl', out_indices=(1, 2, 3)),
-    neck=dict(in_channels=[400, 800, 3200]))
+    neck=dict(type='ReducedYOLOXPAFPN', in_channels=[400, 800, 3200], reduced_channels=[256, 512, 1024]))

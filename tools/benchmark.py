@@ -1,9 +1,10 @@
-"""Speed of detectors: network-only latency and end-to-end throughput, on the CPU or a CUDA GPU.
+"""Speed of detectors: network-only latency, end-to-end throughput, or a training step, on the CPU or a
+CUDA GPU.
 
-    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...]
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...] [--mode infer|train]
         [--resolutions 320 416 512 640] [--batch-sizes 1] [--precision fp32 [fp16 bf16]]
         [--forms deploy [train] | --deploy | --no-deploy] [--variants mmdet [eager streams+cuda_graph ...]]
-        [--device cpu|cuda]
+        [--candidates 1000] [--with-cp off [on]] [--device cpu|cuda] [--row-time-limit S]
         [--warmup 10] [--iters 30] [--repeats 5] [--threads N] [--work-dir DIR] [--cfg-options key=value ...]
 
 Variants: 'mmdet' runs the detector through mmdet (model._forward / test_step, autocast for
@@ -17,10 +18,18 @@ the first variant) and fps_vs_resolution.png into --work-dir, and each row to ro
 it is measured (default
 work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
-to every config. What each measurement covers: parnet_det/benchmark/detector.py.
+to every config. What each measurement covers: parnet_det/benchmark/variants.py.
+
+Post-processing work: without CHECKPOINT every model's YOLOX head is set, by the same method, so that
+about --candidates boxes per image pass the score threshold (parnet_det/benchmark/workload.py); each
+row records the candidates NMS received and the detections it kept.
+
+--mode train times one optimizer step (forward, loss, backward, step; AMP for fp16/bf16) at the first
+--resolutions value and the config's per-GPU batch (or --batch-sizes), with and without the backbone's
+gradient checkpointing (--with-cp); see parnet_det/benchmark/training.py. The whole comparison matrix
+is tools/benchmark_matrix.py.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -28,10 +37,13 @@ import time
 
 from mmengine.config import DictAction
 
-from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSettings, add_baseline_ratios,
-                                  add_variant_speedups, benchmark_meta, check_settings, load_model_specs,
-                                  run_benchmark, write_report)
-from parnet_det.utils.cli_args import non_negative_int, positive_int
+from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSettings, TrainSettings,
+                                  add_baseline_ratios, add_variant_speedups, benchmark_meta, check_settings,
+                                  check_train_settings, load_model_specs, run_benchmark, run_training_benchmark,
+                                  write_report)
+from parnet_det.benchmark.matrix import row_appender
+from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
+from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int
 
 
 def parse_args(argv=None):
@@ -40,9 +52,12 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='weights of CONFIG, loaded before folding (optional)')
     parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG',
                         help='a config to compare with (repeatable; ratios are against the first)')
+    parser.add_argument('--mode', choices=['infer', 'train'], default='infer',
+                        help="infer: network and end-to-end rows (default); train: one optimizer step")
     parser.add_argument('--resolutions', type=positive_int, nargs='+', default=[320, 416, 512, 640],
                         metavar='SIDE', help='square input sides in pixels')
-    parser.add_argument('--batch-sizes', type=positive_int, nargs='+', default=[1], metavar='N')
+    parser.add_argument('--batch-sizes', type=positive_int, nargs='+', metavar='N',
+                        help="images per batch (default 1; --mode train: the config's per-GPU batch)")
     parser.add_argument('--precision', '--precisions', dest='precisions', nargs='+', default=['fp32'],
                         choices=list(PRECISIONS),
                         help='fp16 / bf16: autocast for the mmdet variant, the network cast for the engine variants')
@@ -57,7 +72,14 @@ def parse_args(argv=None):
     parser.add_argument('--variants', nargs='+', default=[MMDET_VARIANT], metavar='VARIANT',
                         help="'mmdet' and/or engine fast paths joined with + (eager, streams, channels_last, "
                         'compile, cuda_graph); the first is the reference of the speed-up column')
+    parser.add_argument('--candidates', type=non_negative_int, default=DEFAULT_CANDIDATES,
+                        help='boxes per image over the score threshold that a model without checkpoint is set to '
+                        'give NMS (0: its initial head)')
+    parser.add_argument('--with-cp', nargs='+', choices=['off', 'on'], default=['off', 'on'],
+                        help="--mode train: the backbone's gradient checkpointing off and/or on")
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--row-time-limit', type=positive_float, metavar='S',
+                        help='seconds one row may take; a row over it is kept as a timeout and the run goes on')
     parser.add_argument('--warmup', type=non_negative_int, default=10, help='untimed iterations first')
     parser.add_argument('--iters', type=positive_int, default=30, help='iterations per timed repeat')
     parser.add_argument('--repeats', type=positive_int, default=5, help='timed repeats (median, min, max)')
@@ -69,32 +91,50 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes,
+def settings_from_args(args):
+    """The inference settings, and for --mode train the training settings."""
+    settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes or [1],
                                  precisions=args.precisions, forms=args.forms, variants=args.variants,
                                  device=args.device, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
-                                 threads=args.threads)
+                                 threads=args.threads, candidates=args.candidates,
+                                 row_time_limit_s=args.row_time_limit)
+    if args.mode != 'train':
+        return settings, None
+    if len(args.resolutions) > 1 or len(args.batch_sizes or []) > 1:
+        raise ValueError('--mode train measures one input size and one batch size: give one --resolutions value '
+                         'and at most one --batch-sizes value')
+    batch_size = args.batch_sizes[0] if args.batch_sizes else None
+    training = TrainSettings(resolution=args.resolutions[0], batch_size=batch_size, precisions=args.precisions,
+                             with_cp=[value == 'on' for value in args.with_cp], device=args.device,
+                             warmup=args.warmup, iters=args.iters, repeats=args.repeats,
+                             row_time_limit_s=args.row_time_limit)
+    return settings, training
+
+
+def main(argv=None):
+    args = parse_args(argv)
     # Refuse what cannot run before measuring anything, and before any output exists.
     try:
+        settings, training = settings_from_args(args)
         models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
         check_settings(settings)
+        if training is not None:
+            check_train_settings(training)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        sys.exit(f'error: {err}')
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
     work_dir = args.work_dir or osp.join('work_dirs', 'benchmark', time.strftime('%Y%m%d_%H%M%S'))
     baseline = models[1].name if args.baseline else None
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
     # Collected first: a failure there must not cost the measurements.
-    meta = benchmark_meta(command, settings, baseline)
+    meta = benchmark_meta(command, settings, baseline, training)
     # Each row is also appended to rows.jsonl as it is measured: a run cut short keeps what it measured.
     os.makedirs(work_dir, exist_ok=True)
-    with open(osp.join(work_dir, 'rows.jsonl'), 'w') as partial:
-
-        def keep_row(row: dict) -> None:
-            partial.write(json.dumps(row) + '\n')
-            partial.flush()
-
+    keep_row = row_appender(osp.join(work_dir, 'rows.jsonl'))
+    if training is None:
         rows = run_benchmark(models, settings, on_row=keep_row)
+    else:
+        rows = run_training_benchmark(models, training, on_row=keep_row)
     add_baseline_ratios(rows, baseline)
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):

@@ -54,7 +54,7 @@ def main():
     run('tools/benchmark.py', MODELS[0], '--baseline', MODELS[1], '--resolutions', *RESOLUTIONS,
         '--warmup', '3', '--iters', '10', '--repeats', '3', '--work-dir', bench_dir)
     run('tools/report.py', '--ap', *ap_files, '--benchmark', osp.join(bench_dir, 'results.json'), '--out',
-        args.work_dir)
+        args.work_dir, '--baseline', osp.splitext(osp.basename(MODELS[1]))[0])
 
     from parnet_det.analysis.summary import backbone_summary_rows, format_summary_table
     report = osp.join(ROOT, args.work_dir, 'report.md')

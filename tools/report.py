@@ -1,51 +1,87 @@
-"""Merge tools/test.py AP results and tools/benchmark.py speed results into the paper-style table.
+"""The answer to the speed question, and the paper-style table: tools/benchmark.py (or
+tools/benchmark_matrix.py) speed results, optionally merged with tools/test.py AP results.
 
+    python tools/report.py --benchmark work_dirs/matrix_h100/results.json --out work_dirs/report
     python tools/report.py --ap work_dirs/*/ap_results.jsonl --benchmark work_dirs/benchmark/*/results.json \
-        --out work_dirs/report    # writes report.md and ap_vs_fps.png
+        --out work_dirs/report
+
+Writes report.md with, per regime (eager batch 1 = the paper's regime; fastest path batch 1; the
+largest batch; training step), every model's speed ratio to --baseline, and with --ap the table of AP
+next to FPS; latency_vs_resolution.png, throughput_vs_batch.png, and with --ap ap_vs_fps.png.
+--benchmark takes results.json files or the rows.jsonl of a run still going or cut short.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
+from parnet_det.benchmark import BASELINE, add_baseline_ratios, ratio_tables, read_rows, regime_plots
 from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
                                               render_table)
+from parnet_det.benchmark.report import write_files
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--ap', nargs='+', required=True, help='ap_results.jsonl files written by tools/test.py')
-    parser.add_argument('--benchmark', nargs='+', required=True, help='results.json files of tools/benchmark.py')
+    parser.add_argument('--ap', nargs='+', default=[], help='ap_results.jsonl files written by tools/test.py')
+    parser.add_argument('--benchmark', nargs='+', required=True,
+                        help='results.json (or rows.jsonl) files of tools/benchmark.py / tools/benchmark_matrix.py')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--precision', default='fp32', help='which benchmark precision to show (default fp32)')
-    parser.add_argument('--batch-size', type=int, default=1, help='which benchmark batch size to show (default 1)')
-    parser.add_argument('--form', default='deploy', choices=['deploy', 'train'], help='which model form to show')
+    parser.add_argument('--baseline', default=BASELINE, help=f'the model the ratios are against (default {BASELINE})')
+    parser.add_argument('--precision', default='fp32', help='AP table: which benchmark precision to show (default fp32)')
+    parser.add_argument('--batch-size', type=int, default=1, help='AP table: which batch size to show (default 1)')
+    parser.add_argument('--form', default='deploy', choices=['deploy', 'train'], help='AP table: which model form')
     parser.add_argument('--variant', default='mmdet',
-                        help="which benchmark variant to show (default mmdet; e.g. 'streams+cuda_graph')")
-    return parser.parse_args()
+                        help="AP table: which benchmark variant to show (default mmdet; e.g. 'streams+cuda_graph')")
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def read_speed_rows(paths):
+    """Rows of results.json and rows.jsonl files, and the hardware they name."""
+    rows, devices = [], []
+    for path in paths:
+        if path.endswith('.jsonl'):
+            rows += read_rows(path)
+            devices += sorted({row['device'] for row in read_rows(path)})
+        else:
+            rows += read_benchmark_rows([path])
+            with open(path) as file:
+                devices.append(json.load(file)['environment']['Device'])
+    return rows, ', '.join(dict.fromkeys(devices))
+
+
+def main(argv=None):
+    args = parse_args(argv)
     missing = [p for p in args.ap + args.benchmark if not osp.isfile(p)]
     if missing:
-        sys.exit(f'error: no such file: {", ".join(missing)}')
+        print(f'error: no such file: {", ".join(missing)}', file=sys.stderr)
+        sys.exit(2)
     try:
-        rows = merge(read_ap_results(args.ap), read_benchmark_rows(args.benchmark), args.precision,
-                     args.batch_size, args.form, args.variant)
-    except ValueError as err:
-        sys.exit(f'error: {err}')
-    with open(args.benchmark[0]) as f:
-        device = json.load(f)['environment']['Device']
-    os.makedirs(args.out, exist_ok=True)
-    table = render_table(rows, device, args.precision, args.batch_size, args.form, args.variant)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write('# Speed and accuracy\n\n' + table + '\n![AP against FPS](ap_vs_fps.png)\n')
-    with open(osp.join(args.out, 'ap_vs_fps.png'), 'wb') as f:
-        f.write(render_speed_accuracy_plot(rows, device))
-    print(table)
-    print(f'wrote {osp.join(args.out, "report.md")} and ap_vs_fps.png')
+        rows, device = read_speed_rows(args.benchmark)
+        merged = merge(read_ap_results(args.ap), rows, args.precision, args.batch_size, args.form,
+                       args.variant) if args.ap else None
+    except (ValueError, KeyError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
+    if not any(row['model'] == args.baseline for row in rows):
+        print(f'error: no benchmark row of the baseline {args.baseline}; name it with --baseline', file=sys.stderr)
+        sys.exit(2)
+    add_baseline_ratios(rows, args.baseline)
+    answer = ratio_tables(rows, args.baseline)
+    sections = ['# Speed against the baseline, per regime', '',
+                f'Hardware: {device}. Ratio = images/s over {args.baseline}\'s in the same regime and setting '
+                '(above 1: faster); the variant each model ran in brackets.', '', answer,
+                '![latency against resolution](latency_vs_resolution.png)',
+                '![throughput against batch](throughput_vs_batch.png)', '']
+    files = regime_plots(rows, device)
+    if merged is not None:
+        table = render_table(merged, device, args.precision, args.batch_size, args.form, args.variant)
+        sections += ['# Speed and accuracy', '', table, '![AP against FPS](ap_vs_fps.png)', '']
+        files['ap_vs_fps.png'] = render_speed_accuracy_plot(merged, device)
+        print(table)
+    print(answer)
+    for path in write_files(args.out, {'report.md': '\n'.join(sections).encode(), **files}):
+        print(f'wrote {path}')
 
 
 if __name__ == '__main__':

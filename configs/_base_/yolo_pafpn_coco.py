@@ -1,7 +1,8 @@
 # The one YOLO-style detector recipe every backbone of this project is compared under:
 # mmdet's YOLOX-L neck (PAFPN, 256 channels, 3 CSP blocks), decoupled anchor-free head with
 # SimOTA, and YOLOX's COCO schedule (300 epochs, mosaic + mixup, EMA, 640 px, 8 GPUs x 8 images).
-# A backbone config sets `model.backbone` (with _delete_=True) and `model.neck.in_channels`.
+# A backbone config sets `model.backbone` (with _delete_=True) and `model.neck`: the ParNet configs use
+# ReducedYOLOXPAFPN (1x1 convs to 256/512/1024, then this PAFPN), the baseline sets `in_channels`.
 _base_ = 'mmdet::yolox/yolox_l_8xb8-300e_coco.py'
 
 custom_imports = dict(imports=['parnet_det'], allow_failed_imports=False)

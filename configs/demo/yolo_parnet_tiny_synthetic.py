@@ -7,4 +7,5 @@ model = dict(
         type='ParNet',
         arch=dict(stream_channels=(32, 64, 128), final_channels=256, num_blocks=(2, 3, 3)),
         out_indices=(1, 2, 3)),
-    neck=dict(in_channels=[64, 128, 256]))
+    # The reduced neck, as in the COCO configs: 1x1 convs to the baseline's widths, then its PAFPN.
+    neck=dict(type='ReducedYOLOXPAFPN', in_channels=[64, 128, 256], reduced_channels=[64, 128, 256]))

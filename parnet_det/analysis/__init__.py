@@ -1,4 +1,4 @@
-from .complexity import count_flops, count_parameters
+from .complexity import count_flops, count_flops_by_module, count_parameters
 from .depth import measure_depth
 
-__all__ = ['count_flops', 'count_parameters', 'measure_depth']
+__all__ = ['count_flops', 'count_flops_by_module', 'count_parameters', 'measure_depth']

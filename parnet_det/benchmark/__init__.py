@@ -1,14 +1,21 @@
-"""Speed measurement of detectors (network-only and end-to-end), and its report files."""
-from .detector import (FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, build_detector, check_settings,
-                       end_to_end_step, load_model_specs, network_flops_per_image, network_step, pack_images,
-                       run_benchmark, synthetic_images)
+"""Speed measurement of detectors (network-only, end-to-end, training step), and its report files."""
+from .inputs import pack_images, synthetic_images
+from .matrix import BASELINE, MATRIX_MODELS, PRESETS, MatrixPreset, read_rows, run_matrix, write_matrix_reports
+from .regimes import ratio_tables, regime_plots, select_regimes
 from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_report
+from .runner import build_detector, format_progress, row_key, run_benchmark
+from .settings import (FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings,
+                       load_model_specs)
 from .timing import PRECISIONS, PeakMemory, check_precisions, resolve_device, time_repeats
+from .training import TRAIN_MODE, TrainSettings, check_train_settings, run_training_benchmark
+from .workload import control_yolox_workload, count_candidates
 
 __all__ = [
-    'FORMS', 'MMDET_VARIANT', 'MODES', 'PRECISIONS', 'BenchmarkSettings', 'ModelSpec', 'PeakMemory',
-    'add_baseline_ratios', 'add_variant_speedups',
-    'benchmark_meta', 'build_detector', 'check_settings', 'check_precisions', 'end_to_end_step', 'load_model_specs',
-    'network_flops_per_image', 'network_step', 'pack_images', 'resolve_device', 'run_benchmark',
-    'synthetic_images', 'time_repeats', 'write_report'
+    'BASELINE', 'FORMS', 'MATRIX_MODELS', 'MMDET_VARIANT', 'MODES', 'PRECISIONS', 'PRESETS', 'TRAIN_MODE',
+    'BenchmarkSettings', 'MatrixPreset', 'ModelSpec', 'PeakMemory', 'TrainSettings', 'add_baseline_ratios',
+    'add_variant_speedups', 'benchmark_meta', 'build_detector', 'check_precisions', 'check_settings',
+    'check_train_settings', 'control_yolox_workload', 'count_candidates', 'format_progress', 'load_model_specs',
+    'pack_images', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key', 'run_benchmark',
+    'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats',
+    'write_matrix_reports', 'write_report'
 ]

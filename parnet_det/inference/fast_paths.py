@@ -71,7 +71,10 @@ class InferenceOptions:
             precision (str): As the field. Defaults to 'fp32'.
         """
         enabled = {}
-        for name in filter(None, variant.split('+')):
+        for name in variant.split('+'):
+            if not name:
+                raise ValueError(f'empty fast-path name in variant {variant!r}; join names with single + signs, '
+                                 "e.g. 'streams+cuda_graph'")
             if name == 'eager':
                 continue
             if name not in FAST_PATH_NAMES:

@@ -16,3 +16,11 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f'{text} is negative')
     return value
+
+
+def positive_float(text: str) -> float:
+    """A number > 0, or an argparse error naming the value."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive number')
+    return value

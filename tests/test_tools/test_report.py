@@ -17,8 +17,9 @@ def _ap_record(model, resolution, ap50, deploy=False):
 
 
 def _bench_row(model, resolution, mode, fps, form='deploy'):
-    return dict(model=model, resolution=resolution, mode=mode, images_per_s=fps, precision='fp32', batch_size=1,
-                form=form, backbone_depth=9, params=2_500_000, flops_per_image=400_000_000)
+    return dict(model=model, resolution=resolution, mode=mode, images_per_s=fps, ms_per_batch_median=1000 / fps,
+                precision='fp32', batch_size=1, form=form, backbone_depth=9, params=2_500_000,
+                flops_per_image=400_000_000)
 
 
 @pytest.fixture
@@ -50,10 +51,14 @@ def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
     ap, bench = inputs
     out = tmp_path / 'report'
     result = subprocess.run([sys.executable, 'tools/report.py', '--ap', str(ap), '--benchmark', str(bench),
-                             '--out', str(out)], cwd=ROOT, capture_output=True, text=True, check=True)
+                             '--out', str(out), '--baseline', 'baseline'], cwd=ROOT, capture_output=True, text=True,
+                            check=True)
     table = (out / 'report.md').read_text()
     assert '| parnet | 9 | 2.50 | 0.40 | 128 | 50.0 | 30.0 | 17.5 | 35.0 | 11.7 | 10.0 | 20.0 |  |' in table
-    assert (out / 'ap_vs_fps.png').read_bytes().startswith(b'\x89PNG')
+    # The regime answer: parnet's network 50 img/s against the baseline's 45 at 128 px, batch 1, mmdet's path.
+    assert '| network | fp32 | 128 | 1 | - | 22.22 (mmdet) | **1.11** (mmdet) |' in table
+    for name in ('ap_vs_fps.png', 'latency_vs_resolution.png', 'throughput_vs_batch.png'):
+        assert (out / name).read_bytes().startswith(b'\x89PNG')
     assert 'wrote' in result.stdout
 
 

@@ -1,0 +1,156 @@
+"""The whole speed comparison in one resumable run: every model x resolution x batch x precision x
+variant, plus training throughput, with each row kept in ``rows.jsonl`` as soon as it is measured.
+
+A run cut short (a time limit, a lost machine) keeps its rows; the same command
+again measures only the rows ``rows.jsonl`` lacks. Each row has its own time
+limit: one that hangs is kept with ``status='timeout'`` and the run goes on.
+"""
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence
+
+from .regimes import ratio_tables, regime_plots
+from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_files, write_report
+from .runner import row_key, run_benchmark
+from .settings import BenchmarkSettings, load_model_specs
+from .training import TrainSettings, run_training_benchmark
+
+BASELINE = 'yolo_cspdarknet53s_coco'
+# The baseline, ParNet-XL and XL-CSP (the paper's pair), ParNet-S and M (S has the baseline's backbone FLOPs at
+# depth 12), and the wide-neck XL for reference; in the order a run cut short should have measured them.
+MATRIX_MODELS = (BASELINE, 'yolo_parnet_xl_coco', 'yolo_parnet_s_coco', 'yolo_parnet_xl_csp_coco',
+                 'yolo_parnet_m_coco', 'yolo_parnet_xl_wideneck_coco')
+
+
+@dataclass
+class MatrixPreset:
+    """Settings of the inference rows and of the training rows of one matrix, the models (config names) and
+    the one every ratio is taken against."""
+    inference: BenchmarkSettings
+    training: TrainSettings
+    models: Sequence[str] = MATRIX_MODELS
+    baseline: str = BASELINE
+
+
+PRESETS: Dict[str, MatrixPreset] = {
+    # The question of the paper on a GPU. channels_last+cuda_graph is the fastest network path on an H100
+    # for ParNet-XL and the baseline alike (docs/benchmarks/h100).
+    'gpu': MatrixPreset(
+        inference=BenchmarkSettings(resolutions=(640, 512, 1280), batch_sizes=(1, 32), precisions=('fp16', 'fp32'),
+                                    variants=('mmdet', 'eager', 'channels_last+cuda_graph'), device='cuda',
+                                    warmup=5, iters=10, repeats=3, row_time_limit_s=60),
+        training=TrainSettings(resolution=640, precisions=('fp16', ), with_cp=(False, True), device='cuda',
+                               row_time_limit_s=120)),
+    # The same comparison within a 2-core CPU's reach: smaller inputs, batch 1, fp32; channels_last is the
+    # CPU's fast path that needs no compilation (torch.compile costs minutes per model and size there).
+    'cpu': MatrixPreset(
+        inference=BenchmarkSettings(resolutions=(320, 416, 512), batch_sizes=(1, ), precisions=('fp32', ),
+                                    variants=('mmdet', 'eager', 'channels_last'), device='cpu',
+                                    warmup=1, iters=1, repeats=3, threads=2, row_time_limit_s=300),
+        training=TrainSettings(resolution=320, batch_size=2, precisions=('fp32', ), with_cp=(False, True),
+                               device='cpu', warmup=1, iters=1, repeats=3, row_time_limit_s=300)),
+}
+
+
+def read_rows(path: str) -> List[dict]:
+    """The rows of a ``rows.jsonl``; a last line cut off mid-write (the run was killed) is dropped."""
+    if not osp.isfile(path):
+        return []
+    rows = []
+    with open(path) as file:
+        lines = file.read().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines):
+                raise ValueError(f'{path}:{number} is not a JSON row; it is not a benchmark rows.jsonl') from None
+    return rows
+
+
+def drop_cut_row(path: str) -> None:
+    """Remove a last line cut off mid-write (the run was killed), so that new rows start on a line of their own.
+
+    The file is rewritten under a temporary name and renamed: a second kill leaves the old or the new file.
+    """
+    if not osp.isfile(path):
+        return
+    with open(path, 'rb') as file:
+        content = file.read()
+    if not content or content.endswith(b'\n'):
+        return
+    partial = path + '.part'
+    with open(partial, 'wb') as file:
+        file.write(content[:content.rfind(b'\n') + 1])
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
+
+
+def done_keys(rows: Sequence[dict], retry_timeouts: bool = False) -> set:
+    """Keys of the rows a resumed run skips: all measured ones, and timed-out ones unless retried."""
+    return {row_key(row) for row in rows if row.get('status', 'ok') == 'ok' or not retry_timeouts}
+
+
+def row_appender(path: str) -> Callable[[dict], None]:
+    """Append each row to ``path`` as one line, flushed and fsynced: a kill keeps every finished row."""
+
+    def append(row: dict) -> None:
+        with open(path, 'a') as file:
+            file.write(json.dumps(row) + '\n')
+            file.flush()
+            os.fsync(file.fileno())
+
+    return append
+
+
+
+def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Sequence[str],
+               retry_timeouts: bool = False, log: Callable[[str], None] = print) -> List[str]:
+    """Measure the rows of ``preset`` that ``work_dir/rows.jsonl`` lacks, then write the reports over all rows.
+
+    Args:
+        preset (MatrixPreset): What to measure.
+        config_dir (str): Where ``<model>.py`` configs are.
+        work_dir (str): Keeps ``rows.jsonl`` (appended to) and the reports.
+        command (Sequence[str]): The command line, for the report.
+        retry_timeouts (bool): Measure rows that timed out before again.
+        log (Callable): Receives progress lines.
+
+    Returns:
+        list[str]: The report files written.
+    """
+    specs = load_model_specs(*_model_configs(config_dir, preset.models))
+    rows_path = osp.join(work_dir, 'rows.jsonl')
+    drop_cut_row(rows_path)
+    done = done_keys(read_rows(rows_path), retry_timeouts)
+    log(f'{len(done)} rows in {rows_path} already; measuring the rest')
+    # Collected first: a failure there must not cost the measurements.
+    meta = benchmark_meta(command, preset.inference, preset.baseline, preset.training)
+    os.makedirs(work_dir, exist_ok=True)
+    append = row_appender(rows_path)
+    run_benchmark(specs, preset.inference, log=log, on_row=append, done=done)
+    run_training_benchmark(specs, preset.training, log=log, on_row=append, done=done)
+    return write_matrix_reports(work_dir, meta, read_rows(rows_path), preset.baseline)
+
+
+def _model_configs(config_dir: str, models: Sequence[str]) -> tuple:
+    """``load_model_specs``'s arguments for ``models``: the first as model, the rest as baselines."""
+    paths = [osp.join(config_dir, f'{model}.py') for model in models]
+    return paths[0], None, paths[1:]
+
+
+def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], baseline: str) -> List[str]:
+    """results.* of :func:`~.report.write_report`, and regimes.md with the latency and throughput plots."""
+    add_baseline_ratios(rows, baseline)
+    add_variant_speedups(rows, meta['settings']['variants'][0])
+    device = meta['environment']['Device']
+    answer = (f'# Detectors against {baseline}, per regime\n\nHardware: {device}. Ratio = images/s '
+              'over the baseline\'s in the same regime and setting (above 1: faster); the variant each model ran '
+              'in brackets.\n\n' + ratio_tables(rows, baseline))
+    return write_report(work_dir, meta, rows) + write_files(
+        work_dir, {'regimes.md': answer.encode(), **regime_plots(rows, device)})

@@ -1,0 +1,117 @@
+"""The answer to the user's question: how each detector's speed compares with the baseline's, per regime.
+
+A regime picks, per model and setting (mode, precision, resolution, batch,
+``with_cp``), one measured row:
+
+- ``eager, batch 1``: the engine without fast paths, one image at a time (the paper's regime);
+- ``fastest path, batch 1``: the variant with the lowest latency for that model;
+- ``batch N``: the largest batch measured, fastest variant (throughput);
+- ``training``: one optimizer step at the recipe's batch.
+
+The ratio is the model's images/s over the baseline's in the same regime and
+setting: above 1 the model is faster.
+"""
+import io
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .report import measured
+from .settings import MODES
+from .training import TRAIN_MODE
+
+SETTING_KEYS = ('mode', 'precision', 'resolution', 'batch_size', 'with_cp')
+
+
+def _fastest(rows: List[dict]) -> Dict[tuple, dict]:
+    """Per (model, setting), the row with the highest images/s."""
+    best: Dict[tuple, dict] = {}
+    for row in rows:
+        key = (row['model'], *(row.get(k) for k in SETTING_KEYS))
+        if key not in best or row['images_per_s'] > best[key]['images_per_s']:
+            best[key] = row
+    return best
+
+
+def select_regimes(rows: List[dict]) -> List[Tuple[str, Dict[tuple, dict]]]:
+    """(title, {(model, *setting): row}) for each regime the rows can answer."""
+    rows = [row for row in measured(rows) if row.get('form', 'deploy') in ('deploy', 'train')]
+    # Rows written before variants existed ran mmdet's path.
+    rows = [dict(row, variant=row.get('variant', 'mmdet')) for row in rows]
+    inference = [row for row in rows if row['mode'] in MODES and row['form'] == 'deploy']
+    largest_batch = max((row['batch_size'] for row in inference), default=1)
+    selected = [
+        ('eager, batch 1 (the paper\'s regime)', _fastest([r for r in inference if r['variant'] == 'eager'
+                                                            and r['batch_size'] == 1])),
+        ('fastest path, batch 1', _fastest([r for r in inference if r['batch_size'] == 1])),
+        (f'batch {largest_batch}, fastest path', _fastest([r for r in inference if r['batch_size'] == largest_batch
+                                                            and largest_batch > 1])),
+        ('training step', _fastest([r for r in rows if r['mode'] == TRAIN_MODE])),
+    ]
+    return [(title, chosen) for title, chosen in selected if chosen]
+
+
+def ratio_tables(rows: List[dict], baseline: str) -> str:
+    """Markdown: per regime, the baseline's time and every other model's speed ratio to it."""
+    lines = []
+    for title, chosen in select_regimes(rows):
+        models = sorted({key[0] for key in chosen if key[0] != baseline})
+        settings = sorted({key[1:] for key in chosen if key[0] == baseline}, key=lambda s: tuple(map(str, s)))
+        lines += [f'### {title}', '', '| mode | precision | px | batch | with_cp | baseline ms/batch (variant) | '
+                  + ' | '.join(f'{model} ×' for model in models) + ' |', '|' + '---|' * (6 + len(models))]
+        for setting in settings:
+            reference = chosen[(baseline, *setting)]
+            cells = []
+            for model in models:
+                row = chosen.get((model, *setting))
+                cells.append('-' if row is None else
+                             f'**{row["images_per_s"] / reference["images_per_s"]:.2f}** ({row["variant"]})')
+            mode, precision, resolution, batch, with_cp = setting
+            lines.append(f'| {mode} | {precision} | {resolution} | {batch} | {"-" if with_cp is None else with_cp} | '
+                         f'{reference["ms_per_batch_median"]:.2f} ({reference["variant"]}) | ' + ' | '.join(cells)
+                         + ' |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def _plot(rows: List[dict], x_key: str, y: Callable[[dict], float], ylabel: str, keep: Callable[[dict], bool],
+          title: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6 * len(MODES), 4.5), layout='constrained')
+    FigureCanvasAgg(figure)
+    for index, mode in enumerate(MODES, start=1):
+        axes = figure.add_subplot(1, len(MODES), index)
+        chosen = [row for row in _fastest([r for r in measured(rows) if r['mode'] == mode and keep(r)]).values()]
+        for model in sorted({row['model'] for row in chosen}):
+            points = sorted((row for row in chosen if row['model'] == model), key=lambda row: row[x_key])
+            axes.plot([row[x_key] for row in points], [y(row) for row in points], marker='o', label=model)
+        axes.set(title=f'{mode}, fastest variant', xlabel=x_key.replace('_', ' '), ylabel=ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize='small')
+    figure.suptitle(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100)
+    return buffer.getvalue()
+
+
+def _preferred(values: Sequence, order: Sequence) -> Optional[object]:
+    return next((value for value in order if value in values), min(values, default=None))
+
+
+def regime_plots(rows: List[dict], device: str) -> Dict[str, bytes]:
+    """``latency_vs_resolution.png`` (batch 1) and ``throughput_vs_batch.png`` (at 640 px or the largest size
+    below), each at the lowest precision measured, fastest variant per point."""
+    ok = [row for row in measured(rows) if row['mode'] in MODES]
+    precision = _preferred({row['precision'] for row in ok}, ('fp16', 'bf16', 'fp32'))
+    resolutions = {row['resolution'] for row in ok}
+    resolution = max((r for r in resolutions if r <= 640), default=min(resolutions, default=None))
+    same_precision = lambda row: row['precision'] == precision
+    return {
+        'latency_vs_resolution.png': _plot(
+            ok, 'resolution', lambda row: row['ms_per_batch_median'], 'ms per image (batch 1)',
+            lambda row: same_precision(row) and row['batch_size'] == 1, f'{device}, {precision}'),
+        'throughput_vs_batch.png': _plot(
+            ok, 'batch_size', lambda row: row['images_per_s'], 'images / s',
+            lambda row: same_precision(row) and row['resolution'] == resolution,
+            f'{device}, {precision}, {resolution} px'),
+    }

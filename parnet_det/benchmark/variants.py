@@ -1,0 +1,106 @@
+"""How a detector runs in each variant, and the step that is timed for each mode.
+
+- ``mmdet``: the detector as mmdet runs it (``model._forward`` /
+  ``model.test_step``); reduced precisions under ``torch.autocast``, as mmdet's
+  ``--amp``. The head's outputs are cast back to fp32 before decoding, so that
+  decoding and NMS run in fp32 (mmcv's NMS kernels take no bf16, its CPU
+  kernel no fp16 either).
+- anything else: :class:`~parnet_det.inference.DetectorEngine` with the fast
+  paths named, joined with '+' (``eager`` for none; ``streams``,
+  ``channels_last``, ``compile``, ``cuda_graph``); reduced precisions cast the
+  network's weights and input (decoding and NMS stay fp32).
+
+Modes:
+
+- ``network``: on a batch that was pre-processed beforehand and already lies
+  on the device: ``model._forward`` (backbone, neck, head; no decoding) for
+  ``mmdet``, the engine's network (with batched box decoding for YOLOX heads,
+  before NMS) for the engine variants.
+- ``end2end``: what serving a batch of decoded images costs, from uint8 HWC
+  images in host memory to boxes in original pixels: for ``mmdet``, packing as
+  ``PackDetInputs`` does and ``model.test_step`` (data preprocessor, network,
+  decoding and NMS per image); for the engine, copy to the device, resize and
+  letterbox there, normalisation, the network, and batched NMS.
+"""
+import copy
+from contextlib import contextmanager
+from typing import Callable, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+from ..inference import DetectorEngine, InferenceOptions
+from .inputs import pack_images
+from .settings import MMDET_VARIANT
+from .timing import autocast
+
+Runner = Union[nn.Module, DetectorEngine]
+
+
+def build_runner(model: nn.Module, cfg: Config, form: str, variant: str, precision: str,
+                 device: torch.device) -> Runner:
+    """What runs a variant: the detector itself for 'mmdet', else an engine on a copy of it.
+
+    Args:
+        model (nn.Module): The detector, in ``form``, on ``device``.
+        cfg (Config): Its config (the engine reads pre-processing from it).
+        form (str): 'deploy' or 'train'; the engine folds only the deploy form.
+        variant (str): 'mmdet' or fast paths joined with '+'.
+        precision (str): The engine's network dtype (mmdet's autocast is applied per step instead).
+        device (torch.device): Where it runs.
+    """
+    if variant == MMDET_VARIANT:
+        return model
+    options = InferenceOptions.from_variant(variant, precision)
+    if options.compile:
+        # Every runner compiles the same forward again; past dynamo's recompilation limit it would
+        # silently run eagerly.
+        torch._dynamo.reset()
+    return DetectorEngine(copy.deepcopy(model), cfg, device, options, deploy=form == 'deploy')
+
+
+def _to_fp32(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.is_floating_point() else outputs
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_to_fp32(output) for output in outputs)
+    return outputs
+
+
+@contextmanager
+def decode_in_fp32(model: nn.Module):
+    """Cast the dense head's outputs to fp32, so that decoding and NMS run in fp32 under autocast.
+
+    A no-op cast at fp32, and for a detector without ``bbox_head``.
+    """
+    head = getattr(model, 'bbox_head', None)
+    handle = head.register_forward_hook(lambda module, args, outputs: _to_fp32(outputs)) if head else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: dict, device: torch.device,
+               precision: str) -> Tuple[Callable[[], object], List]:
+    """The step to time for ``mode`` and the contexts it runs in (autocast for mmdet, none for the engine).
+
+    Args:
+        runner (nn.Module | DetectorEngine): From :func:`build_runner`.
+        mode (str): 'network' or 'end2end'.
+        images (list[np.ndarray]): The batch, uint8 HWC.
+        data (dict): The batch after mmdet's data preprocessor (the mmdet network step's input).
+        device (torch.device): Where it runs.
+        precision (str): The mmdet variant's autocast precision.
+    """
+    if isinstance(runner, DetectorEngine):
+        if mode == 'network':
+            batch, _ = runner.preprocess(images)
+            return (lambda: runner.network(batch)), []
+        return (lambda: runner(images)), []
+    if mode == 'network':
+        return (lambda: runner._forward(data['inputs'], data['data_samples'])), [autocast(device, precision)]
+    return (lambda: runner.test_step(pack_images(images))), [autocast(device, precision), decode_in_fp32(runner)]

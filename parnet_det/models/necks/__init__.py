@@ -1,0 +1,3 @@
+from .reduced_pafpn import ReducedYOLOXPAFPN
+
+__all__ = ['ReducedYOLOXPAFPN']

@@ -1,0 +1,58 @@
+"""The "reduced neck": backbone outputs mapped to the baseline's widths before YOLOX's PAFPN."""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+
+from mmdet.models.necks import YOLOXPAFPN
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, OptConfigType
+
+
+@MODELS.register_module()
+class ReducedYOLOXPAFPN(YOLOXPAFPN):
+    """YOLOX's PAFPN behind one 1x1 ConvModule per level.
+
+    Each backbone output is reduced to the width the PAFPN is built for,
+
+        y_i = act(BN(W_i x_i)),  W_i in R^{r_i x c_i},  then  PAFPN(y_1, ..., y_n),
+
+    so that a wide backbone (ParNet-XL: 400/800/3200 channels) feeds the same
+    PAFPN and head as the CSPDarknet53s baseline (256/512/1024), and two
+    detectors differ only in the backbone and these n convolutions. The paper
+    puts ParNet under a "reduced neck" without saying more; this is the
+    smallest one that makes the comparison like for like. The reductions use
+    the PAFPN's conv, norm and activation settings, so their BatchNorms
+    fold like the PAFPN's (:func:`~parnet_det.deploy.fold_conv_module_norms`).
+
+    Args:
+        in_channels (Sequence[int]): Backbone output widths, one per level.
+        reduced_channels (Sequence[int]): Widths after the 1x1 convs, the
+            PAFPN's input widths. Defaults to (256, 512, 1024), the baseline's.
+        conv_cfg (dict, optional): Conv layers of the reductions and the PAFPN.
+        norm_cfg (dict): Their norms. Defaults to YOLOX's BN (momentum 0.03, eps 0.001).
+        act_cfg (dict): Their activation. Defaults to Swish.
+        **kwargs: :class:`~mmdet.models.necks.YOLOXPAFPN`'s other arguments
+            (``out_channels``, ``num_csp_blocks``, ``init_cfg``, ...).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 reduced_channels: Sequence[int] = (256, 512, 1024),
+                 conv_cfg: OptConfigType = None,
+                 norm_cfg: ConfigType = dict(type='BN', momentum=0.03, eps=0.001),
+                 act_cfg: ConfigType = dict(type='Swish'),
+                 **kwargs) -> None:
+        if len(in_channels) != len(reduced_channels):
+            raise ValueError(f'ReducedYOLOXPAFPN: {len(in_channels)} in_channels {list(in_channels)} but '
+                             f'{len(reduced_channels)} reduced_channels {list(reduced_channels)}; '
+                             'give one width per level')
+        super().__init__(
+            in_channels=list(reduced_channels), conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, **kwargs)
+        self.reductions = nn.ModuleList(
+            ConvModule(width, reduced, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+            for width, reduced in zip(in_channels, reduced_channels))
+
+    def forward(self, inputs: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+        return super().forward(tuple(reduce(x) for reduce, x in zip(self.reductions, inputs)))

@@ -1,0 +1,94 @@
+"""The whole speed comparison in one command, resumable: ParNet-XL, XL-CSP, S, M and the wide-neck XL
+against the CSPDarknet53s baseline, at several resolutions, batch sizes, precisions and variants, plus
+training throughput.
+
+    python tools/benchmark_matrix.py --preset gpu --work-dir work_dirs/matrix_h100 [--archive matrix.tar.gz]
+    python tools/benchmark_matrix.py --preset cpu --work-dir work_dirs/matrix_cpu
+
+Presets (parnet_det/benchmark/matrix.py): 'gpu' = 512/640/1280 px x batch 1/32 x fp16/fp32 x
+mmdet/eager/channels_last+cuda_graph, training at 640 px with the recipe's batch (AMP fp16, with_cp
+off/on); 'cpu' = 320/416/512 px, batch 1, fp32, mmdet/eager/channels_last, training at 320 px batch 2.
+
+Every row is appended to WORK_DIR/rows.jsonl as soon as it is measured; running the same command
+again measures only the rows it lacks (timed-out rows too with --retry-timeouts). Each row has its own
+time limit (--row-time-limit, else the preset's). At the end: results.{json,csv,md},
+fps_vs_resolution.png, regimes.md (each model's speed ratio to the baseline, per regime),
+latency_vs_resolution.png, throughput_vs_batch.png, and with --archive one .tar.gz of all of them.
+"""
+import argparse
+import dataclasses
+import os
+import os.path as osp
+import sys
+import tarfile
+
+from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, run_matrix
+from parnet_det.utils.cli_args import positive_float
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--preset', choices=list(PRESETS), required=True, help='what to measure')
+    parser.add_argument('--work-dir', required=True, help='keeps rows.jsonl (resumed from) and the reports')
+    parser.add_argument('--models', nargs='+', metavar='NAME',
+                        help='config names under configs/ (default: the preset\'s; the baseline is added)')
+    parser.add_argument('--device', help="override the preset's device (e.g. cuda:1)")
+    parser.add_argument('--row-time-limit', type=positive_float, metavar='S', help="override the preset's")
+    parser.add_argument('--retry-timeouts', action='store_true', help='measure timed-out rows again')
+    parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',
+                        help='measure only the inference or only the training rows, or nothing (report: only '
+                        'write the reports of the rows measured so far); the reports always cover all rows')
+    parser.add_argument('--archive', help='also pack the work dir into this .tar.gz (one file to copy back)')
+    return parser.parse_args(argv)
+
+
+def preset_from_args(args):
+    preset = PRESETS[args.preset]
+    overrides = {key: value for key, value in (('device', args.device), ('row_time_limit_s', args.row_time_limit))
+                 if value is not None}
+    inference = dataclasses.replace(preset.inference, **overrides)
+    training = dataclasses.replace(preset.training, **overrides)
+    # A part left out measures nothing: no precision to measure at.
+    if args.part in ('inference', 'report'):
+        training = dataclasses.replace(training, precisions=())
+    if args.part in ('training', 'report'):
+        inference = dataclasses.replace(inference, precisions=())
+    models = preset.models
+    if args.models:
+        missing = [name for name in args.models if not osp.isfile(osp.join(CONFIG_DIR, f'{name}.py'))]
+        if missing:
+            raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
+                                    'e.g. yolo_parnet_xl_coco')
+        models = list(dict.fromkeys([*args.models, preset.baseline]))
+    return dataclasses.replace(preset, inference=inference, training=training, models=models)
+
+
+def write_archive(work_dir: str, archive: str) -> None:
+    """``archive`` (.tar.gz) of the work dir's files, written under a temporary name and renamed."""
+    partial = archive + '.part'
+    with tarfile.open(partial, 'w:gz') as tar:
+        tar.add(work_dir, arcname=osp.basename(osp.normpath(work_dir)))
+    os.replace(partial, archive)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        preset = preset_from_args(args)
+        check_settings(preset.inference)
+        check_train_settings(preset.training)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
+    command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
+    for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_timeouts):
+        print(f'wrote {path}')
+    if args.archive:
+        write_archive(args.work_dir, args.archive)
+        print(f'wrote {args.archive}')
+
+
+if __name__ == '__main__':
+    main()
