@@ -1,6 +1,7 @@
 """Fold ParNet's branches before evaluation (tools/test.py --deploy)."""
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
@@ -20,7 +21,7 @@ class ReparameterizeHook(Hook):
     priority = 'VERY_LOW'
 
     def before_test(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         model.eval()
         folded = switch_to_deploy(model)
         print_log(f'ReparameterizeHook: folded {folded} blocks for inference', logger='current')

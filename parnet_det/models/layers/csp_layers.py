@@ -1,9 +1,10 @@
 """Bricks of YOLOv4-CSP's backbone (CSPDarknet53s): the residual bottleneck and
 the CSP block (Scaled-YOLOv4's ``BottleneckCSP``).
 
-The names differ from mmdet's own ``DarknetBottleneck`` / ``CSPLayer`` (which
-are YOLOv5/YOLOX's variants: a 1x1 ConvModule on both branches and no norm
-after the concatenation). These layers are not registered.
+The bottleneck is mmdet's ``DarknetBottleneck`` with gradient checkpointing; the
+CSP block differs from mmdet's ``CSPLayer`` (YOLOv5/YOLOX's variant: a 1x1
+ConvModule on both branches and no norm after the concatenation). These
+layers are not registered.
 """
 import torch
 import torch.nn as nn
@@ -12,6 +13,7 @@ from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS as MMCV_MODELS
 
+from mmdet.models.layers.csp_layer import DarknetBottleneck
 from mmdet.utils import ConfigType, OptMultiConfig
 
 # YOLO implementations' BatchNorm (PyTorch momentum convention).
@@ -31,11 +33,9 @@ def register_mish() -> None:
 register_mish()
 
 
-class ResidualBottleneck(BaseModule):
-    """Darknet residual bottleneck: ``x + conv3x3(conv1x1(x))``.
-
-    Both convolutions are ConvModules (conv, norm, activation). The identity
-    is added only when ``add_identity`` is set and the shapes agree.
+class ResidualBottleneck(DarknetBottleneck):
+    """Darknet residual bottleneck, ``x + conv3x3(conv1x1(x))``: mmdet's ``DarknetBottleneck``, which has no
+    gradient checkpointing, with ``with_cp``, and Mish by default.
 
     Args:
         in_channels (int): Input channels.
@@ -43,9 +43,8 @@ class ResidualBottleneck(BaseModule):
         expansion (float): Hidden width as a fraction of ``out_channels``:
             0.5 for the stem's bottleneck, 1.0 inside a CSP block.
             Defaults to 0.5.
-        add_identity (bool): Add the residual connection. Defaults to True.
-        norm_cfg (dict): Norm layers. Defaults to
-            ``dict(type='BN', momentum=0.03, eps=0.001)``.
+        add_identity (bool): Add the residual connection (when the shapes agree). Defaults to True.
+        norm_cfg (dict): Norm layers. Defaults to ``dict(type='BN', momentum=0.03, eps=0.001)``.
         act_cfg (dict): Activation. Defaults to ``dict(type='Mish')``.
         with_cp (bool): Gradient checkpointing (saves memory, costs a second
             forward in backward). Defaults to False.
@@ -62,21 +61,14 @@ class ResidualBottleneck(BaseModule):
                  act_cfg: ConfigType = dict(type='Mish'),
                  with_cp: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        hidden_channels = int(out_channels * expansion)
-        self.conv1 = ConvModule(in_channels, hidden_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.conv2 = ConvModule(hidden_channels, out_channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.add_identity = add_identity and in_channels == out_channels
+        super().__init__(in_channels, out_channels, expansion=expansion, add_identity=add_identity,
+                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
         self.with_cp = with_cp
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(self.conv1(x))
-        return x + out if self.add_identity else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
+            return cp.checkpoint(super().forward, x, use_reentrant=False)
+        return super().forward(x)
 
 
 class BottleneckCSP(BaseModule):

@@ -1,0 +1,60 @@
+"""The package's layers: each imports only the layers below it, and nothing imports in a cycle."""
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / 'parnet_det'
+# Bottom to top (docs/design.md). Layers on one line may not import each other.
+LAYERS = [('utils', ), ('models', ), ('datasets', 'engine', 'convert'), ('inference', ), ('deploy', ), ('apis', ),
+          ('benchmark', 'analysis')]
+LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
+
+
+def _subpackage(module: Path) -> str:
+    return module.relative_to(PACKAGE).parts[0]
+
+
+def _imported_subpackages(module: Path) -> set:
+    """parnet_det subpackages a module imports, absolute or relative, at any place in the file."""
+    own = module.relative_to(PACKAGE).with_suffix('').parts
+    imported = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = own[:len(own) - node.level]
+                parts = (*base, *(node.module or '').split('.')) if node.module else base
+                names = [(*parts, alias.name) for alias in node.names] if not node.module else [parts]
+            else:
+                names = [tuple(node.module.split('.'))[1:]] if node.module.startswith('parnet_det.') else []
+        elif isinstance(node, ast.Import):
+            names = [tuple(alias.name.split('.'))[1:] for alias in node.names if alias.name.startswith('parnet_det.')]
+        else:
+            continue
+        imported |= {parts[0] for parts in names if parts and parts[0] in LEVEL}
+    return imported
+
+
+def test_every_module_imports_only_layers_below_its_own():
+    offences = []
+    for module in sorted(PACKAGE.rglob('*.py')):
+        if module.parent == PACKAGE:
+            continue  # parnet_det/__init__.py and registry.py: the top, where registration happens
+        layer = _subpackage(module)
+        for target in _imported_subpackages(module) - {layer}:
+            if LEVEL[target] >= LEVEL[layer]:
+                offences.append(f'{module.relative_to(PACKAGE)} ({layer}) imports {target}')
+    assert not offences, 'imports against the layering:\n' + '\n'.join(offences)
+
+
+def test_every_subpackage_has_a_layer():
+    subpackages = {path.name for path in PACKAGE.iterdir() if (path / '__init__.py').is_file()}
+    assert subpackages == set(LEVEL)
+
+
+def test_the_check_sees_relative_and_absolute_imports(tmp_path, monkeypatch):
+    # The check itself can fail: an inference module importing apis, written both ways.
+    fake = tmp_path / 'parnet_det'
+    (fake / 'inference').mkdir(parents=True)
+    module = fake / 'inference' / 'engine.py'
+    module.write_text('from ..apis import load_config\nimport parnet_det.benchmark.runner\n')
+    monkeypatch.setattr(__import__(__name__, fromlist=['PACKAGE']), 'PACKAGE', fake)
+    assert _imported_subpackages(module) == {'apis', 'benchmark'}
