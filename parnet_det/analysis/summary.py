@@ -1,6 +1,8 @@
 """The backbone table of the README, computed from the models themselves."""
 from typing import List
 
+from ..models.backbones import ARCH_SETTINGS, CSPDarknet53s, ParNet, ParNetCSP
+from ..models.classifiers import ParNetClassifier
 from .complexity import count_flops, count_parameters
 from .depth import measure_depth
 
@@ -9,9 +11,6 @@ def backbone_summary_rows(resolutions=(224, 512, 640)) -> List[dict]:
     """Params (train / deploy, classifier form with 1000 classes), FLOPs of the
     stride-32 feature extractor, and measured depth, for every ParNet preset,
     ParNet-XL-CSP and CSPDarknet53s."""
-    from ..models.backbones import ARCH_SETTINGS, CSPDarknet53s, ParNet, ParNetCSP
-    from ..models.classifiers import ParNetClassifier
-
     rows = []
     variants = [(f'ParNet-{a.upper()}', 'ParNet', a) for a in ARCH_SETTINGS] + [('ParNet-XL-CSP', 'ParNetCSP', 'xl')]
     for name, backbone_type, arch in variants:

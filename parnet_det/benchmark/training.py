@@ -8,12 +8,14 @@ recipe's multi-scale batch augment is switched off so that every step has
 the same shape. Data loading, EMA and logging hooks are not part of it.
 """
 import copy
+import logging
 from dataclasses import dataclass
 from typing import Callable, Collection, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
@@ -97,7 +99,13 @@ def _measure_step(spec: ModelSpec, settings: TrainSettings, precision: str, with
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device).train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the optimizer's builder logs one line per parameter
+    try:
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    finally:
+        logger.setLevel(level)
     batch_size = settings.batch_size or cfg.train_dataloader.batch_size
     batch = synthetic_training_batch(settings.resolution, batch_size, model.bbox_head.num_classes,
                                      settings.boxes_per_image)
