@@ -15,7 +15,8 @@ import json
 import os.path as osp
 import sys
 
-from parnet_det.benchmark import BASELINE, add_baseline_ratios, ratio_tables, read_rows, regime_plots
+from parnet_det.benchmark import (BASELINE, TRAIN_MODE, add_baseline_ratios, ratio_tables, read_rows, regime_plots,
+                                  training_estimates)
 from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
                                               render_table)
 from parnet_det.benchmark.report import write_files
@@ -68,6 +69,8 @@ def main(argv=None):
         sys.exit(2)
     add_baseline_ratios(rows, args.baseline)
     answer = ratio_tables(rows, args.baseline)
+    if any(row['mode'] == TRAIN_MODE for row in rows):
+        answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     sections = ['# Speed against the baseline, per regime', '',
                 f'Hardware: {device}. Ratio = images/s over {args.baseline}\'s in the same regime and setting '
                 '(above 1: faster); the variant each model ran in brackets.', '', answer,

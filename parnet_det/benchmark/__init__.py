@@ -1,7 +1,7 @@
 """Speed measurement of detectors (network-only, end-to-end, training step), and its report files."""
 from .inputs import pack_images, synthetic_images
 from .matrix import BASELINE, MATRIX_MODELS, PRESETS, MatrixPreset, read_rows, run_matrix, write_matrix_reports
-from .regimes import ratio_tables, regime_plots, select_regimes
+from .regimes import ratio_tables, regime_plots, select_regimes, training_estimates
 from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_report
 from .runner import build_detector, format_progress, row_key, run_benchmark
 from .settings import (FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings,
@@ -16,6 +16,6 @@ __all__ = [
     'add_variant_speedups', 'benchmark_meta', 'build_detector', 'check_precisions', 'check_settings',
     'check_train_settings', 'control_yolox_workload', 'count_candidates', 'format_progress', 'load_model_specs',
     'pack_images', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key', 'run_benchmark',
-    'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats',
+    'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats', 'training_estimates',
     'write_matrix_reports', 'write_report'
 ]

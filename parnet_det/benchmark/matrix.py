@@ -11,11 +11,11 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
-from .regimes import ratio_tables, regime_plots
+from .regimes import ratio_tables, regime_plots, training_estimates
 from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_files, write_report
 from .runner import row_key, run_benchmark
 from .settings import BenchmarkSettings, load_model_specs
-from .training import TrainSettings, run_training_benchmark
+from .training import TRAIN_MODE, TrainSettings, run_training_benchmark
 
 BASELINE = 'yolo_cspdarknet53s_coco'
 # The baseline, ParNet-XL and XL-CSP (the paper's pair), ParNet-S and M (S has the baseline's backbone FLOPs at
@@ -152,5 +152,7 @@ def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], baseline: 
     answer = (f'# Detectors against {baseline}, per regime\n\nHardware: {device}. Ratio = images/s '
               'over the baseline\'s in the same regime and setting (above 1: faster); the variant each model ran '
               'in brackets.\n\n' + ratio_tables(rows, baseline))
+    if any(row['mode'] == TRAIN_MODE for row in rows):
+        answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     return write_report(work_dir, meta, rows) + write_files(
         work_dir, {'regimes.md': answer.encode(), **regime_plots(rows, device)})

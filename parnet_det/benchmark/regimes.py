@@ -19,6 +19,8 @@ from .settings import MODES
 from .training import TRAIN_MODE
 
 SETTING_KEYS = ('mode', 'precision', 'resolution', 'batch_size', 'with_cp')
+# The COCO recipe the training estimate is for: train2017's images, YOLOX's 300 epochs, 8 GPUs.
+COCO_TRAIN_IMAGES, RECIPE_EPOCHS, RECIPE_GPUS = 118287, 300, 8
 
 
 def _fastest(rows: List[dict]) -> Dict[tuple, dict]:
@@ -70,6 +72,25 @@ def ratio_tables(rows: List[dict], baseline: str) -> str:
                          + ' |')
         lines.append('')
     return '\n'.join(lines)
+
+
+def training_estimates(rows: List[dict]) -> str:
+    """Markdown: the hours the 300-epoch COCO recipe would take on 8 devices like the measured one.
+
+    An estimate, not a measurement: images / (measured step images/s x 8), so it assumes perfect scaling
+    over 8 devices, a data loader that keeps up, and no time for evaluation, EMA or checkpoints.
+    """
+    lines = [f'Estimate, not measured: {COCO_TRAIN_IMAGES} images x {RECIPE_EPOCHS} epochs / (images/s of one '
+             f'training step x {RECIPE_GPUS} devices); assumes perfect scaling, a data loader that keeps up, '
+             'no evaluation, EMA or checkpoint time.', '',
+             '| model | precision | px | batch | with_cp | img/s (1 device) | peak mem (MiB) | est. hours, 8 devices |',
+             '|---|---|---|---|---|---|---|---|']
+    for row in measured(rows):
+        if row['mode'] == TRAIN_MODE:
+            hours = COCO_TRAIN_IMAGES * RECIPE_EPOCHS / (row['images_per_s'] * RECIPE_GPUS) / 3600
+            lines.append(f'| {row["model"]} | {row["precision"]} | {row["resolution"]} | {row["batch_size"]} | '
+                         f'{row["with_cp"]} | {row["images_per_s"]:.2f} | {row["peak_memory_mib"]:.0f} | {hours:,.0f} |')
+    return '\n'.join(lines) + '\n'
 
 
 def _plot(rows: List[dict], x_key: str, y: Callable[[dict], float], ylabel: str, keep: Callable[[dict], bool],

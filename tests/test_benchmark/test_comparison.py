@@ -139,6 +139,10 @@ def test_the_report_gives_each_models_ratio_to_the_baseline_per_regime(tmp_path)
     line = f'| network | fp32 | 96 | 1 | - | {baseline["ms_per_batch_median"]:.2f} (eager) | **{expected:.2f}** (eager) |'
     assert line in eager
     assert (tmp_path / 'latency_vs_resolution.png').read_bytes().startswith(b'\x89PNG')
+    # The training rows become the labelled estimate of the 300-epoch recipe on 8 devices.
+    train = next(r for r in read_rows(str(tmp_path / 'rows.jsonl')) if r['model'] == PARNET and r['mode'] == 'train_step')
+    hours = 118287 * 300 / (train['images_per_s'] * 8) / 3600
+    assert 'Estimate, not measured' in answer and f'| {hours:,.0f} |' in answer
 
 
 def test_a_row_over_its_time_limit_is_kept_as_a_timeout_and_the_run_goes_on(tmp_path):
