@@ -1,9 +1,9 @@
-# The two commands of the README. Each sets up .venv first (idempotent; the
-# mmcv build is cached per user, see tools/setup_env.sh).
+# The two commands of the README (make demo, make test), and the day-to-day ones. Each sets up
+# .venv first (idempotent; the mmcv build is cached per user, see tools/setup_env.sh).
 PYTHON := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast lint
 
 setup:
 	@bash tools/setup_env.sh
@@ -11,5 +11,13 @@ setup:
 demo: setup
 	$(PYTHON) tools/demo.py
 
+# Everything, slow end-to-end tests included (what CI runs).
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Day-to-day: the tests marked slow (end-to-end training runs, subprocess tools) left out.
+test-fast: setup
+	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(PYTHON) -m ruff check parnet_det tools tests configs
