@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
+from ..utils.fileio import remove_partial_files
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -97,11 +98,14 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
 
     mmengine takes whatever ``last_checkpoint`` names and fails on a truncated,
     empty or moved file; here each skipped candidate is reported and the
-    newest loadable checkpoint is used instead.
+    newest loadable checkpoint is used instead. Temporary files of saves that
+    were killed midway are removed.
     """
     if not osp.isdir(work_dir):
         print_log(f'--resume: {work_dir} does not exist yet, training starts from scratch', logger='current')
         return None
+    for name in remove_partial_files(work_dir):
+        print_log(f'--resume: removed {osp.join(work_dir, name)}, left by an interrupted save', logger='current')
     path, skipped = find_resume_checkpoint(work_dir)
     for reason in skipped:
         print_log(f'--resume: skipped {reason}', logger='current', level=logging.WARNING)

@@ -83,8 +83,8 @@ def head_num_classes(model_cfg, prefix: str = 'model') -> Iterator[Tuple[str, in
 
 
 def _check_num_classes(model_cfg, classes: Sequence[str], split: str) -> List[str]:
-    return [f'{key}={num} but the {split} dataset has {len(classes)} classes {_short(classes)}; set {key}={len(classes)} '
-            f'(or metainfo=dict(classes=...) on the dataset)'
+    return [f'{key}={num} but the {split} dataset has {len(classes)} classes {_short(classes)}; '
+            f'set {key}={len(classes)} (or metainfo=dict(classes=...) on the dataset)'
             for key, num in head_num_classes(model_cfg or {}) if num != len(classes)]
 
 

@@ -6,7 +6,8 @@ import numpy as np
 from .preprocess import ImageInput, read_image
 
 
-def check_images(images: Sequence[ImageInput], resized_shape: Callable[[int, int], Tuple[int, int]]) -> List[np.ndarray]:
+def check_images(images: Sequence[ImageInput],
+                 resized_shape: Callable[[int, int], Tuple[int, int]]) -> List[np.ndarray]:
     """The decoded images of a batch, or a clear error for input the engine cannot detect on.
 
     A bare path or array (one image, not a batch) would be iterated character

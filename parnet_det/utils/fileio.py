@@ -2,10 +2,15 @@
 import contextlib
 import os
 import os.path as osp
+import shutil
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Iterator, List
 
 from mmengine.fileio import LocalBackend, register_backend
+
+
+# Ends the name of every temporary file or directory that a write in progress uses.
+PARTIAL_SUFFIX = '.tmp'
 
 
 @contextlib.contextmanager
@@ -18,7 +23,7 @@ def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
     name survives a power loss.
     """
     directory = osp.dirname(osp.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f'.{osp.basename(path)}.', suffix=PARTIAL_SUFFIX)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
@@ -34,6 +39,22 @@ def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_partial_files(directory: str) -> List[str]:
+    """Remove what writes killed midway left in ``directory`` (hidden ``.*.tmp``); returns their names.
+
+    Only for a directory no other process is writing to at the same time.
+    """
+    leftovers = sorted(name for name in os.listdir(directory)
+                       if name.startswith('.') and name.endswith(PARTIAL_SUFFIX))
+    for name in leftovers:
+        path = osp.join(directory, name)
+        if osp.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    return leftovers
 
 
 def check_writable_file(path: str, parent_may_be_missing: bool = False) -> None:

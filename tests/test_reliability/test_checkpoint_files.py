@@ -83,6 +83,7 @@ def test_unwritable_outputs_are_refused_before_the_work(tmp_path, where):
 
 
 def _work_dir(tmp_path, steps=(1, 2)):
+    tmp_path.mkdir(exist_ok=True)
     for step in steps:
         torch.save({'state_dict': {'w': torch.full((100, ), float(step))}, 'meta': {'epoch': step}},
                    tmp_path / f'epoch_{step}.pth')

@@ -72,6 +72,15 @@ def test_resume_survives_a_checkpoint_truncated_mid_write(tmp_path):
     assert torch.load(tmp_path / 'iter_2.pth', weights_only=True)['meta']['iter'] == 2
 
 
+def test_resume_removes_what_a_killed_save_left(tmp_path):
+    _runner(tmp_path, max_iters=1).train()
+    # kill -9 during a save leaves the temporary file (and the hook's scratch directory) behind.
+    (tmp_path / '.iter_2.pth.x1y2.tmp').write_bytes(b'half')
+    (tmp_path / '.last_checkpoint.z3.tmp').mkdir()
+    assert resume_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_1.pth')
+    assert _checkpoints(tmp_path) == ['iter_1.pth']
+
+
 @pytest.mark.slow
 def test_train_tool_resumes_past_a_truncated_checkpoint(tiny_coco, tmp_path):
     """tools/train.py end to end: epoch 2's file is cut short as a kill during a plain save leaves it."""

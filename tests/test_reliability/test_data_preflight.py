@@ -123,6 +123,6 @@ def test_train_tool_stops_before_creating_the_work_dir(data_root, tmp_path, caps
     work_dir = tmp_path / 'work'
     code, _, err = run_tool(capsys, 'train.py', DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options',
                             *synthetic_coco_cfg_options(data_root), 'model.bbox_head.num_classes=80')
-    assert code == 2 and err.startswith('error: the dataset of this config is not usable')
+    assert code == 2 and '\nerror: the dataset of this config is not usable' in '\n' + err
     assert 'set model.bbox_head.num_classes=5' in err
     assert not work_dir.exists()

@@ -7,7 +7,7 @@ from mmengine.hooks import CheckpointHook
 
 from mmdet.registry import HOOKS
 
-from ...utils.fileio import atomic_write
+from ...utils.fileio import PARTIAL_SUFFIX, atomic_write
 
 
 class _WorkDirRedirect:
@@ -40,7 +40,8 @@ class CrashSafeCheckpointHook(CheckpointHook):
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # mmengine writes last_checkpoint to runner.work_dir with a plain open(): let it write
         # into a scratch directory, then put the pointer in place atomically.
-        with tempfile.TemporaryDirectory(dir=runner.work_dir, prefix='.last_checkpoint.') as scratch:
+        with tempfile.TemporaryDirectory(dir=runner.work_dir, prefix='.last_checkpoint.',
+                                         suffix=PARTIAL_SUFFIX) as scratch:
             super()._save_checkpoint_with_step(_WorkDirRedirect(runner, scratch), step, meta)
             if osp.isfile(osp.join(scratch, 'last_checkpoint')):  # only the main process writes it
                 with atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
