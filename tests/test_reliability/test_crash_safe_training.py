@@ -41,20 +41,22 @@ def test_checkpoints_and_pointer_are_complete_and_nothing_else_is_left(tmp_path)
     assert torch.load(tmp_path / 'iter_2.pth', weights_only=True)['meta']['iter'] == 2
 
 
-def test_a_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize('killed_at', ['iter_3.pth', 'last_checkpoint'])
+def test_a_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, killed_at):
     _runner(tmp_path, max_iters=2).train()
     real_replace = os.replace
 
     def killed_before_the_rename(src, dst):
-        if str(dst).endswith('iter_3.pth'):
-            raise KeyboardInterrupt  # the process dies with the new checkpoint only in its temporary file
+        if str(dst).endswith(killed_at):
+            raise KeyboardInterrupt  # the process dies with the new file only in its temporary file
         real_replace(src, dst)
 
     monkeypatch.setattr(fileio.os, 'replace', killed_before_the_rename)
     with pytest.raises(KeyboardInterrupt):
         _runner(tmp_path, max_iters=3, resume=True).train()
     monkeypatch.undo()
-    assert _checkpoints(tmp_path) == ['iter_1.pth', 'iter_2.pth']
+    expected = ['iter_1.pth', 'iter_2.pth'] + (['iter_3.pth'] if killed_at == 'last_checkpoint' else [])
+    assert _checkpoints(tmp_path) == expected  # complete files only, no temporary file left
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_2.pth')
 
 

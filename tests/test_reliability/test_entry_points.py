@@ -70,6 +70,18 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(capsys, tmp_path, tiny_
     assert not work_dir.exists()  # no evaluation, no AP row
 
 
+@pytest.mark.slow
+def test_test_tool_evaluates_a_checkpoint_that_fits(tmp_path, tiny_coco):
+    """Guards the refusals above: the strict pre-flight lets the model's own checkpoint through to CocoMetric."""
+    checkpoint = save_model(CONFIG, tmp_path / 'own.pth')
+    result = subprocess.run([sys.executable, 'tools/test.py', CONFIG, str(checkpoint), '--work-dir',
+                             str(tmp_path / 'work'), '--deploy', '--resolution', '64', '--cfg-options',
+                             *synthetic_coco_cfg_options(tiny_coco['data_root'])],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'coco/bbox_mAP' in (tmp_path / 'work' / 'ap_results.jsonl').read_text()
+
+
 @pytest.mark.parametrize('kind', BROKEN_KINDS)
 def test_train_tool_refuses_to_resume_from_a_broken_file(capsys, tmp_path, tiny_coco, broken_checkpoints, kind):
     path, message = broken_checkpoints[kind]
