@@ -7,10 +7,10 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
                                               render_table)
+from parnet_det.utils.cli_args import user_errors
 
 
 def parse_args():
@@ -28,14 +28,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    missing = [p for p in args.ap + args.benchmark if not osp.isfile(p)]
-    if missing:
-        sys.exit(f'error: no such file: {", ".join(missing)}')
-    try:
+    with user_errors(FileNotFoundError, ValueError):
+        missing = [p for p in args.ap + args.benchmark if not osp.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f'no such file: {", ".join(missing)}')
         rows = merge(read_ap_results(args.ap), read_benchmark_rows(args.benchmark), args.precision,
                      args.batch_size, args.form, args.variant)
-    except ValueError as err:
-        sys.exit(f'error: {err}')
     with open(args.benchmark[0]) as f:
         device = json.load(f)['environment']['Device']
     os.makedirs(args.out, exist_ok=True)

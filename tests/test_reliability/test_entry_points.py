@@ -174,3 +174,18 @@ def test_engine_refuses_input_it_cannot_detect_on(engine, images, error, message
 def test_engine_refuses_cuda_without_cuda():
     with pytest.raises(ValueError, match="device cuda: .*; use device='cpu'"):
         init_detector_engine(CONFIG, None, 'cuda')
+
+
+def test_report_tool_names_missing_inputs(capsys, tmp_path):
+    code, _, err = run_tool(capsys, 'report.py', '--ap', tmp_path / 'ap.jsonl', '--benchmark', tmp_path / 'b.json',
+                            '--out', tmp_path / 'report')
+    assert_user_error(code, err, f'no such file: {tmp_path / "ap.jsonl"}, {tmp_path / "b.json"}')
+    assert not (tmp_path / 'report').exists()
+
+
+@pytest.mark.parametrize('args, expected', [(['--num-classes', '99'], 'num_classes must be in [1, 8], got 99'),
+                                            (['--num-train', '-3'], '-3 is negative')])
+def test_dataset_generator_refuses_bad_arguments(capsys, tmp_path, args, expected):
+    code, _, err = run_tool(capsys, 'dataset/generate_synthetic_coco.py', tmp_path / 'data', *args)
+    assert code == 2 and expected in err
+    assert not (tmp_path / 'data').exists()
