@@ -10,7 +10,7 @@ from .checked_coco import invalid_box_reason
 
 # Parse annotation files fully only up to this size; COCO's train json
 # (~450 MB) is parsed once by the dataset itself, so for it we only check
-# that it is there and looks like JSON.
+# that it is there and looks like JSON (its classes and boxes are not checked).
 _FULL_PARSE_LIMIT = 64 * 2**20
 
 HOW_TO_GET_DATA = (
@@ -160,7 +160,7 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
                 problems += found
                 if content is not None and classes:
                     mismatches += _check_categories(metric['ann_file'], content, classes, split)
-    found = list(dict.fromkeys(problems + mismatches))  # each problem once, in order
-    if found:
-        raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(found)
+    unique = list(dict.fromkeys(problems + mismatches))  # each problem once, in order
+    if unique:
+        raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(unique)
                                  + ('\n' + HOW_TO_GET_DATA if problems else ''))

@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from parnet_det.apis import resume_checkpoint, use_crash_safe_checkpoints
+from parnet_det.engine import CrashSafeCheckpointHook
 from parnet_det.utils import fileio
 
 from ..test_checkpoint import RecordIters, ToyDataset, ToyModel
@@ -32,6 +33,11 @@ def _checkpoints(work_dir):
 def test_train_tool_config_uses_the_crash_safe_hook():
     cfg = Config.fromfile('configs/demo/yolo_parnet_tiny_synthetic.py')
     assert use_crash_safe_checkpoints(cfg).default_hooks.checkpoint.type == 'CrashSafeCheckpointHook'
+
+
+def test_the_hook_writes_local_files_atomically_and_leaves_remote_ones_to_their_backend():
+    assert CrashSafeCheckpointHook(interval=1).backend_args == dict(backend='atomic_local')
+    assert CrashSafeCheckpointHook(interval=1, out_dir='s3://bucket/run').backend_args is None
 
 
 def test_checkpoints_and_pointer_are_complete_and_nothing_else_is_left(tmp_path):

@@ -1,7 +1,6 @@
 """Checkpoints that survive a crash during their save."""
 import os.path as osp
 import tempfile
-from typing import Optional
 
 from mmengine.hooks import CheckpointHook
 
@@ -29,13 +28,17 @@ class CrashSafeCheckpointHook(CheckpointHook):
     process killed during a save leaves a truncated checkpoint under its final
     name, or an empty ``last_checkpoint``. Here checkpoints go through the
     ``atomic_local`` file backend (:class:`~parnet_det.utils.fileio.AtomicLocalBackend`:
-    temporary file, fsync, rename) unless ``backend_args`` names another one,
-    and ``last_checkpoint`` is written the same way. All arguments are
-    ``CheckpointHook``'s. ``tools/train.py`` uses this hook in place of ``CheckpointHook``.
+    temporary file, fsync, rename) unless the arguments choose another backend
+    or a remote ``out_dir``; ``last_checkpoint`` (always local) is written the
+    same way. The keyword arguments are ``CheckpointHook``'s. ``tools/train.py``
+    uses this hook in place of ``CheckpointHook``.
     """
 
-    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
-        super().__init__(*args, backend_args=backend_args or dict(backend='atomic_local'), **kwargs)
+    def __init__(self, **kwargs) -> None:
+        local = kwargs.get('file_client_args') is None and '://' not in str(kwargs.get('out_dir') or '')
+        if kwargs.get('backend_args') is None and local:
+            kwargs['backend_args'] = dict(backend='atomic_local')
+        super().__init__(**kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # mmengine writes last_checkpoint to runner.work_dir with a plain open(): let it write
