@@ -3,7 +3,7 @@ import contextlib
 import os
 import os.path as osp
 import shutil
-import tempfile
+import uuid
 from typing import IO, Iterator, List
 
 from mmengine.fileio import LocalBackend, register_backend
@@ -23,7 +23,9 @@ def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
     name survives a power loss.
     """
     directory = osp.dirname(osp.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f'.{osp.basename(path)}.', suffix=PARTIAL_SUFFIX)
+    tmp_path = osp.join(directory, f'.{osp.basename(path)}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}')
+    # Not tempfile.mkstemp: its files are private (0600); this one gets the permissions of a plain open().
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
@@ -44,16 +46,18 @@ def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
 def remove_partial_files(directory: str) -> List[str]:
     """Remove what writes killed midway left in ``directory`` (hidden ``.*.tmp``); returns their names.
 
-    Only for a directory no other process is writing to at the same time.
+    Only for a directory no other process is saving into at the time (e.g. before training resumes).
     """
     leftovers = sorted(name for name in os.listdir(directory)
                        if name.startswith('.') and name.endswith(PARTIAL_SUFFIX))
     for name in leftovers:
         path = osp.join(directory, name)
-        if osp.isdir(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
+        # Processes of one distributed run clean the same directory at once.
+        with contextlib.suppress(FileNotFoundError):
+            if osp.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     return leftovers
 
 

@@ -150,3 +150,11 @@ def test_a_fitting_checkpoint_is_loaded():
 def test_a_deploy_checkpoint_gets_its_own_hint():
     with pytest.raises(CheckpointMismatchError, match='it is a deploy checkpoint'):
         load_weights_strictly(Net(), {'state_dict': {}, 'meta': {'deploy': True}}, 'deploy.pth')
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    with open(tmp_path / 'plain', 'wb') as f:
+        f.write(b'x')
+    with fileio.atomic_write(str(tmp_path / 'atomic')) as f:
+        f.write(b'x')
+    assert (tmp_path / 'atomic').stat().st_mode == (tmp_path / 'plain').stat().st_mode
