@@ -7,11 +7,13 @@
 """
 import argparse
 import os.path as osp
-import sys
 
 import torch
 
 from parnet_det.convert import ConversionError, convert_official, load_official_state_dict
+from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.fileio import atomic_write, check_writable_file
 
 
 def parse_args():
@@ -29,15 +31,13 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.src):
-        sys.exit(f'error: {args.src} does not exist')
-    try:
+    with user_errors(CheckpointError, ConversionError, OSError):
+        check_writable_file(args.dst)
         state_dict, report = convert_official(load_official_state_dict(args.src, args.weights), args.form)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
     meta = dict(parnet_arch=report['arch'], parnet_preset=report['preset'], form=args.form,
                 source=osp.basename(args.src), weights=args.weights)
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    with atomic_write(args.dst) as f:
+        torch.save(dict(state_dict=state_dict, meta=meta), f)
     print(f'ParNet arch: {report["preset"] or "custom"} {report["arch"]}')
     print(f'converted {report["converted"]} entries ({args.weights} weights) -> {args.dst} ({args.form} form)')
     if report['dropped_head']:

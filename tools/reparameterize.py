@@ -5,11 +5,13 @@
     # (e.g. --cfg-options model.backbone.deploy=True), or use tools/test.py --deploy.
 """
 import argparse
-import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
+from parnet_det.apis import load_config
 from parnet_det.deploy import reparameterize_checkpoint
+from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.cli_args import user_errors
 
 
 def parse_args():
@@ -24,13 +26,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    try:
+    with user_errors(CheckpointError, FileNotFoundError, OSError, ValueError):
+        cfg = load_config(args.config, args.cfg_options)
         num_folded = reparameterize_checkpoint(cfg, args.checkpoint, args.out)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f'error: {err}')
     print(f'folded {num_folded} blocks; deploy checkpoint written to {args.out}')
 
 

@@ -13,13 +13,13 @@ next to FPS; latency_vs_resolution.png, throughput_vs_batch.png, and with --ap a
 import argparse
 import json
 import os.path as osp
-import sys
 
 from parnet_det.benchmark import (BASELINE, TRAIN_MODE, add_baseline_ratios, ratio_tables, read_rows, regime_plots,
                                   training_estimates)
 from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
                                               render_table)
 from parnet_det.benchmark.report import write_files
+from parnet_det.utils.cli_args import user_errors
 
 
 def parse_args(argv=None):
@@ -53,20 +53,15 @@ def read_speed_rows(paths):
 
 def main(argv=None):
     args = parse_args(argv)
-    missing = [p for p in args.ap + args.benchmark if not osp.isfile(p)]
-    if missing:
-        print(f'error: no such file: {", ".join(missing)}', file=sys.stderr)
-        sys.exit(2)
-    try:
+    with user_errors(FileNotFoundError, ValueError, KeyError):
+        missing = [p for p in args.ap + args.benchmark if not osp.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f'no such file: {", ".join(missing)}')
         rows, device = read_speed_rows(args.benchmark)
         merged = merge(read_ap_results(args.ap), rows, args.precision, args.batch_size, args.form,
                        args.variant) if args.ap else None
-    except (ValueError, KeyError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
-    if not any(row['model'] == args.baseline for row in rows):
-        print(f'error: no benchmark row of the baseline {args.baseline}; name it with --baseline', file=sys.stderr)
-        sys.exit(2)
+        if not any(row['model'] == args.baseline for row in rows):
+            raise ValueError(f'no benchmark row of the baseline {args.baseline}; name it with --baseline')
     add_baseline_ratios(rows, args.baseline)
     answer = ratio_tables(rows, args.baseline)
     if any(row['mode'] == TRAIN_MODE for row in rows):

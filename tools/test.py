@@ -7,15 +7,17 @@
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-from parnet_det.apis import default_work_dir, load_config, record_ap_results, set_launcher, set_test_resolution
+from parnet_det.apis import (build_detector, default_work_dir, load_config, record_ap_results, set_launcher,
+                             set_test_resolution)
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
+from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.cli_args import positive_int, user_errors
 
 
 def parse_args():
@@ -30,13 +32,15 @@ def parse_args():
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip), as in mmdet')
     parser.add_argument('--deploy', action='store_true',
                         help="fold ParNet's branches (re-parameterise) after loading, before evaluating")
-    parser.add_argument('--resolution', type=int, nargs='+', metavar='SIZE',
+    parser.add_argument('--resolution', type=positive_int, nargs='+', metavar='SIZE',
                         help='test input size: one side (square) or H W; sets the resize and padding')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if args.resolution is not None and len(args.resolution) > 2:
+        parser.error(f'--resolution takes one side or H W, got {len(args.resolution)} values')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -69,10 +73,8 @@ def apply_deploy(cfg):
 
 def main():
     args = parse_args()
-    try:
+    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, KeyError, ValueError):
         cfg = load_config(args.config, args.cfg_options)
-        if not osp.isfile(args.checkpoint):
-            raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
         set_launcher(cfg, args.launcher)
         cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
         cfg.load_from = args.checkpoint
@@ -80,15 +82,16 @@ def main():
             set_test_resolution(cfg, args.resolution)
         if args.show or args.show_dir:
             apply_visualization(cfg, args)
-        if args.tta:
-            apply_tta(cfg)
         if args.deploy:
             apply_deploy(cfg)
         if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         check_dataset_config(cfg, splits=('test',))
-    except (DatasetConfigError, FileNotFoundError, KeyError, ValueError) as err:
-        sys.exit(f'error: {err}')
+        # The runner's load_from is non-strict: a checkpoint of another model would be evaluated with
+        # random weights. Prove that it fits first (before --tta wraps the model).
+        build_detector(cfg, args.checkpoint)
+        if args.tta:
+            apply_tta(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults

@@ -6,7 +6,6 @@
 """
 import argparse
 import os
-import sys
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
@@ -15,6 +14,8 @@ from mmengine.runner import Runner
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import load_config, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
+from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.cli_args import user_errors
 
 
 def parse_args():
@@ -39,13 +40,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    try:
+    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, KeyError, ValueError):
         cfg = load_config(args.config, args.cfg_options)
+        check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
         setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
                            auto_scale_lr=args.auto_scale_lr, resume=args.resume, launcher=args.launcher)
-        check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
-    except (DatasetConfigError, FileNotFoundError, KeyError, ValueError) as err:
-        sys.exit(f'error: {err}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

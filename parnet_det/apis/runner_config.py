@@ -4,12 +4,17 @@ The tools only parse arguments; everything here is importable and testable.
 The arguments and their meaning are MMDetection's (tools/train.py, tools/test.py).
 """
 import json
+import logging
 import os
 import os.path as osp
 from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
+
+from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
+from ..utils.fileio import remove_partial_files
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -68,16 +73,49 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
         if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
-    # --resume alone: the latest checkpoint of work_dir; --resume PATH: that checkpoint.
+    use_crash_safe_checkpoints(cfg)
+    # --resume alone: the newest loadable checkpoint of work_dir; --resume PATH: that checkpoint.
     if resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resume_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     elif resume is not None:
-        if not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume {resume}: no such checkpoint')
-        cfg.resume = True
-        cfg.load_from = resume
+        load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
+        cfg.resume, cfg.load_from = True, resume
     return cfg
+
+
+def use_crash_safe_checkpoints(cfg: Config) -> Config:
+    """Save checkpoints with :class:`~parnet_det.engine.CrashSafeCheckpointHook` where a config names
+    mmengine's ``CheckpointHook`` (mmdet's default runtime does)."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if hook is not None and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        hook.type = 'CrashSafeCheckpointHook'
+    return cfg
+
+
+def resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (without a file) continues from; None if ``work_dir`` has none.
+
+    mmengine takes whatever ``last_checkpoint`` names and fails on a truncated,
+    empty or moved file; here each skipped candidate is reported and the
+    newest loadable checkpoint is used instead. Temporary files of saves that
+    were killed midway are removed.
+    """
+    if not osp.isdir(work_dir):
+        print_log(f'--resume: {work_dir} does not exist yet, training starts from scratch', logger='current')
+        return None
+    for name in remove_partial_files(work_dir):
+        print_log(f'--resume: removed {osp.join(work_dir, name)}, left by an interrupted save', logger='current')
+    path, skipped = find_resume_checkpoint(work_dir)
+    for reason in skipped:
+        print_log(f'--resume: skipped {reason}', logger='current', level=logging.WARNING)
+    if path is None and skipped:
+        raise CheckpointError(f'--resume: no loadable checkpoint in {work_dir} (skipped: {"; ".join(skipped)})')
+    if path is None:
+        print_log(f'--resume: no checkpoint in {work_dir}, training starts from scratch', logger='current')
+    else:
+        print_log(f'--resume: resuming from {path}', logger='current')
+    return path
 
 
 def dataset_pipeline(dataset_cfg) -> list:

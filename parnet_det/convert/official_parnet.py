@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..models.backbones.parnet import ARCH_SETTINGS
+from ..utils.checkpoint import load_checkpoint_file
 
 # Official module prefix -> project module prefix (classifier form).
 _MODULE_PATTERNS: List[Tuple[str, str]] = [
@@ -89,11 +90,11 @@ def preset_name(arch: dict) -> Optional[str]:
 def load_official_state_dict(path: str, weights: str = 'ema') -> Dict[str, torch.Tensor]:
     """The official ``state_dict_ema`` (``weights='ema'``) or ``state_dict`` of ``path``.
 
-    Loaded with ``weights_only=True``; timm's checkpoints may also hold the
-    training ``args`` (an ``argparse.Namespace``), allowed for this load only.
+    Read by :func:`~parnet_det.utils.checkpoint.load_checkpoint_file`; timm's
+    checkpoints may also hold the training ``args`` (an ``argparse.Namespace``),
+    allowed for this load only.
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(path, map_location='cpu', extra_safe_globals=[argparse.Namespace])
     if not isinstance(checkpoint, dict):
         raise ConversionError(f'{path}: expected a dict, found {type(checkpoint).__name__}')
     entry = {'ema': 'state_dict_ema', 'state_dict': 'state_dict'}[weights]

@@ -1,17 +1,29 @@
 """COCO dataset that reports the annotations it drops."""
+import numbers
+from typing import Container, Optional
+
 from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
 
-def invalid_box_reason(ann: dict, width: int, height: int):
-    """Why mmdet's CocoDataset would drop ``ann``, or None if it keeps it."""
-    x1, y1, w, h = ann['bbox']
+def invalid_box_reason(ann: dict, width: int, height: int, category_ids: Container[int]) -> Optional[str]:
+    """Why ``ann`` is unusable (malformed, unknown category, or dropped by mmdet's CocoDataset), or None.
+
+    ``category_ids`` are the ids of the file's ``categories``.
+    """
+    box = ann.get('bbox')
+    if not (isinstance(box, (list, tuple)) and len(box) == 4
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box)):
+        return f'malformed bbox {box!r} (expected [x, y, w, h] numbers)'
+    if ann.get('category_id') not in category_ids:
+        return f'category_id {ann.get("category_id")!r} is not among the file\'s categories'
+    x1, y1, w, h = box
     if w < 1 or h < 1:
         return f'box smaller than 1 pixel (w={w}, h={h})'
-    if ann.get('area', 1) <= 0:
-        return f'non-positive area {ann.get("area")}'
+    if not isinstance(ann.get('area'), numbers.Real) or ann['area'] <= 0:
+        return f'missing or non-positive area {ann.get("area")!r}'
     inter_w = max(0, min(x1 + w, width) - max(x1, 0))
     inter_h = max(0, min(y1 + h, height) - max(y1, 0))
     if inter_w * inter_h == 0:
@@ -25,19 +37,23 @@ class CheckedCocoDataset(CocoDataset):
 
     Behaviour on bad boxes is skip-with-warning, deliberately: COCO itself has
     a handful of degenerate boxes, and one of them should not stop a multi-day
-    training run. Every dropped box is logged as a warning naming the image
-    file, the annotation id, the box and the reason. Unreadable images are
-    handled by :class:`CheckedLoadImageFromFile`.
+    training run. Every dropped box is logged as a warning naming the
+    annotation file, the image file, the annotation id, the box and the
+    reason; malformed boxes and unknown categories are dropped too (mmdet
+    would raise a TypeError naming nothing, or drop them silently). Unreadable
+    images are handled by :class:`CheckedLoadImageFromFile`.
     """
 
     def parse_data_info(self, raw_data_info: dict):
         img_info = raw_data_info['raw_img_info']
+        kept = []
         for ann in raw_data_info['raw_ann_info']:
-            if ann.get('ignore', False) or ann['category_id'] not in self.cat_ids:
-                continue
-            reason = invalid_box_reason(ann, img_info['width'], img_info['height'])
-            if reason is not None:
+            reason = None if ann.get('ignore', False) else invalid_box_reason(
+                ann, img_info['width'], img_info['height'], self.coco.cats)
+            if reason is None:
+                kept.append(ann)
+            else:
                 print_log(f'{self.ann_file}: skipping annotation {ann.get("id")} of '
-                          f'{img_info["file_name"]}: {reason}, bbox={ann["bbox"]}',
+                          f'{img_info["file_name"]}: {reason}, bbox={ann.get("bbox")!r}',
                           logger='current', level=30)
-        return super().parse_data_info(raw_data_info)
+        return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))

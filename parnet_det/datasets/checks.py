@@ -1,11 +1,16 @@
 """Fail fast, with instructions, when a config's dataset is missing or malformed."""
+import functools
 import json
 import os.path as osp
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from mmdet.registry import DATASETS
+
+from .checked_coco import invalid_box_reason
 
 # Parse annotation files fully only up to this size; COCO's train json
 # (~450 MB) is parsed once by the dataset itself, so for it we only check
-# that it is there and looks like JSON.
+# that it is there and looks like JSON (its classes and boxes are not checked).
 _FULL_PARSE_LIMIT = 64 * 2**20
 
 HOW_TO_GET_DATA = (
@@ -15,6 +20,10 @@ HOW_TO_GET_DATA = (
     '--cfg-options. To run without COCO, use generated data: '
     'python tools/dataset/generate_synthetic_coco.py data/synthetic_coco && '
     'python tools/train.py configs/demo/yolo_parnet_tiny_synthetic.py')
+
+
+# Parts of a model config whose num_classes is not the dataset's (an RPN has one class).
+_NOT_DATASET_CLASSES = ('rpn_head', 'backbone', 'neck', 'train_cfg', 'test_cfg', 'data_preprocessor')
 
 
 class DatasetConfigError(FileNotFoundError):
@@ -32,48 +41,126 @@ def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
         yield dataset_cfg
 
 
-def _check_annotation_file(path: str) -> List[str]:
+def _read_annotation_file(path: str) -> Tuple[Optional[dict], List[str]]:
+    """The parsed COCO json (None if too big to parse here, or unusable) and its problems."""
     if not osp.isfile(path):
-        return [f'annotation file {path} does not exist']
+        return None, [f'annotation file {path} does not exist']
     size = osp.getsize(path)
     with open(path, 'rb') as f:
         head = f.read(64).lstrip()
     if size == 0 or not head.startswith(b'{'):
-        return [f'annotation file {path} is not a COCO json (empty or not a JSON object)']
+        return None, [f'annotation file {path} is not a COCO json (empty or not a JSON object)']
     if size > _FULL_PARSE_LIMIT:
-        return []
+        return None, []
     try:
         with open(path) as f:
             content = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return [f'annotation file {path} is not valid JSON ({err})']
+        return None, [f'annotation file {path} is not valid JSON ({err})']
     missing = [k for k in ('images', 'annotations', 'categories') if k not in content]
-    return [f'annotation file {path} lacks the COCO keys {missing}'] if missing else []
+    if missing:
+        return None, [f'annotation file {path} lacks the COCO keys {missing}']
+    return content, []
+
+
+def dataset_classes(dataset_cfg) -> Tuple[str, ...]:
+    """The classes a dataset config uses: its ``metainfo``, else its dataset class's (COCO's 80 for CocoDataset)."""
+    classes = (dataset_cfg.get('metainfo') or {}).get('classes')
+    if classes is None:
+        dataset_type = DATASETS.get(dataset_cfg.get('type', 'CocoDataset'))
+        classes = getattr(dataset_type, 'METAINFO', {}).get('classes', ())
+    return tuple(classes)
+
+
+def head_num_classes(model_cfg, prefix: str = 'model') -> Iterator[Tuple[str, int]]:
+    """``(key, num_classes)`` of every head that predicts the dataset's classes (an RPN's one class excluded)."""
+    items = model_cfg.items() if isinstance(model_cfg, dict) else enumerate(model_cfg)
+    for key, value in items:
+        if key == 'num_classes' and isinstance(value, int):
+            yield f'{prefix}.{key}', value
+        elif isinstance(value, (dict, list, tuple)) and key not in _NOT_DATASET_CLASSES:
+            yield from head_num_classes(value, f'{prefix}.{key}')
+
+
+def _check_num_classes(model_cfg, classes: Sequence[str], split: str) -> List[str]:
+    return [f'{key}={num} but the {split} dataset has {len(classes)} classes {_short(classes)}; '
+            f'set {key}={len(classes)} (or metainfo=dict(classes=...) on the dataset)'
+            for key, num in head_num_classes(model_cfg or {}) if num != len(classes)]
+
+
+def _check_categories(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
+    """Every class of the config must be a category of the file, by exact name."""
+    names = [c.get('name') for c in content['categories']]
+    missing = [c for c in classes if c not in names]
+    if not missing:
+        return []
+    by_lower = {str(n).lower(): n for n in names}
+    case = [f'{c!r} (the file says {by_lower[c.lower()]!r})' for c in missing if c.lower() in by_lower]
+    return [f'{path}: {len(missing)} of the {len(classes)} classes of the {split} dataset are not categories of '
+            f'this file: {_short(missing)}' + (f'; differing only in case: {", ".join(case)}' if case else '')
+            + f'. The file\'s categories are {_short(names)}: set metainfo=dict(classes={tuple(names)!r}) on the '
+            f'dataset and num_classes={len(names)} on the head, or fix the file']
+
+
+def _check_boxes(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
+    """The file must hold at least one usable box of the config's classes."""
+    category_ids = {c['id']: c.get('name') for c in content['categories']}
+    images = {i['id']: i for i in content['images']}
+    usable = sum(1 for ann in content['annotations']
+                 if not ann.get('iscrowd') and ann.get('image_id') in images
+                 and invalid_box_reason(ann, images[ann['image_id']]['width'], images[ann['image_id']]['height'],
+                                        category_ids) is None
+                 and category_ids[ann['category_id']] in classes)
+    if usable:
+        return []
+    return [f'{path} has no usable box of the {split} dataset\'s classes ({len(content["annotations"])} annotations, '
+            'none valid and of these classes); training or evaluating on it would measure nothing']
+
+
+def _short(items: Sequence, limit: int = 8) -> str:
+    items = list(items)
+    return repr(items[:limit])[:-1] + (f', ... ({len(items)} in all)]' if len(items) > limit else ']')
 
 
 def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Check every file a config's dataloaders and COCO evaluators need, before any work starts.
 
+    Besides the files being there and being COCO json: the classes of each
+    dataset are categories of its annotation files and of its evaluator's
+    (names, case differences named), the heads' ``num_classes`` equal their
+    number, and each annotation file has at least one usable box of them.
     Raises :class:`DatasetConfigError` listing every problem and how to get
     the data (or run on generated data instead).
     """
-    problems = []
+    read = functools.lru_cache()(_read_annotation_file)  # a val file is often also the evaluator's
+    problems, mismatches = [], []  # missing or broken files; classes and boxes
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
         for dataset in _leaf_datasets(loader['dataset']):
+            classes = dataset_classes(dataset)
+            if classes:  # an unknown dataset type has none to compare
+                mismatches += _check_num_classes(cfg.get('model'), classes, split)
             root = dataset.get('data_root') or ''
             if dataset.get('ann_file'):
-                problems += _check_annotation_file(osp.join(root, dataset['ann_file']))
+                path = osp.join(root, dataset['ann_file'])
+                content, found = read(path)
+                problems += found
+                if content is not None and classes:
+                    mismatches += (_check_categories(path, content, classes, split)
+                                   or _check_boxes(path, content, classes, split))
             image_dir = osp.join(root, (dataset.get('data_prefix') or {}).get('img', ''))
             if not osp.isdir(image_dir):
                 problems.append(f'image directory {image_dir} does not exist ({split} split)')
         evaluator = cfg.get(f'{split}_evaluator')
         for metric in (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator or {}]):
             if metric.get('ann_file'):
-                problems += _check_annotation_file(metric['ann_file'])
-    problems = list(dict.fromkeys(problems))  # each problem once, in order
-    if problems:
-        raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(problems)
-                                 + '\n' + HOW_TO_GET_DATA)
+                content, found = read(metric['ann_file'])
+                problems += found
+                if content is not None and classes:
+                    mismatches += _check_categories(metric['ann_file'], content, classes, split)
+    unique = list(dict.fromkeys(problems + mismatches))  # each problem once, in order
+    if unique:
+        raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(unique)
+                                 + ('\n' + HOW_TO_GET_DATA if problems else ''))

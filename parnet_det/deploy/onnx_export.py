@@ -36,6 +36,9 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
+
+from ..utils.fileio import check_writable_file
 
 if TYPE_CHECKING:  # parnet_det.inference imports parnet_det.deploy: imported lazily below
     from parnet_det.inference import DenseDetectorNetwork, PreprocessSettings
@@ -150,11 +153,14 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     """
     from parnet_det.inference import init_detector_engine
 
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+    if opset is not None and not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
+        raise ValueError(f'opset {opset} is not one torch exports ({ONNX_MIN_OPSET} to {ONNX_MAX_OPSET})')
+    check_writable_file(out, parent_may_be_missing=True)
     # The dynamo exporter translates through onnxscript and writes with onnx; refuse before building anything.
     for module_name in ('onnx', 'onnxscript'):
         _require(module_name, 'ONNX export')
-    if batch_size < 1:
-        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     # The engine loads the checkpoint strictly (deploy checkpoints into the folded form), folds and evals.
     engine = init_detector_engine(config, checkpoint, device='cpu', cfg_options=cfg_options, input_size=input_size)
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
@@ -177,6 +183,11 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         program = torch.onnx.export(module, (example, ), partial, dynamo=True, external_data=False,
                                     input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                                     opset_version=opset, dynamic_shapes=dynamic_shapes, verbose=False)
+        written = program.model.opset_imports['']
+        if opset is not None and written != opset:
+            # Below its own opset the exporter converts down and, when that fails, keeps its own.
+            raise ValueError(f'the exporter could not convert the graph to opset {opset} (it wrote opset '
+                             f'{written}); choose another --opset, e.g. {written}')
         os.replace(partial, out)
     finally:
         if osp.exists(partial):
@@ -184,7 +195,7 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     height, width = module.settings.input_size
     return OnnxExport(path=out, module=module, input_name=INPUT_NAME, output_names=OUTPUT_NAMES,
                       input_shape=('batch' if dynamic_batch else batch_size, 3, height, width),
-                      opset=program.model.opset_imports[''])
+                      opset=written)
 
 
 def _errors(actual: torch.Tensor, expected: torch.Tensor) -> Tuple[float, float]:

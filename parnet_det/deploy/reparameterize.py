@@ -5,6 +5,9 @@ from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..utils.checkpoint import load_checkpoint_file, load_weights_strictly
+from ..utils.fileio import atomic_write, check_writable_file
+
 
 def switch_to_deploy(model: nn.Module) -> int:
     """Re-parameterise, in place, every block of ``model`` that can fold itself.
@@ -50,22 +53,28 @@ def reparameterize_checkpoint(cfg, checkpoint: str, out: str) -> int:
     """Build ``cfg.model``, load ``checkpoint``, fold it and save the deploy checkpoint to ``out``.
 
     The written file loads (strictly) into the same config with
-    ``deploy=True`` on its ParNet backbone. Returns the number of folded blocks.
+    ``deploy=True`` on its ParNet backbone; it appears complete or not at all.
+    Every check (``out`` writable, the checkpoint readable, training form,
+    fitting the config) comes before the work. Returns the number of folded blocks.
     """
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
 
     from mmdet.registry import MODELS
 
+    check_writable_file(out)
+    loaded = load_checkpoint_file(checkpoint, map_location='cpu')
+    meta = dict(loaded.get('meta') or {})
+    if meta.get('deploy'):
+        raise ValueError(f'{checkpoint} is already a deploy checkpoint (folded by tools/reparameterize.py from '
+                         f'{meta.get("reparameterized_from", "a training checkpoint")}); use it as it is')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
-    loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    load_weights_strictly(model, loaded, checkpoint)
     model.eval()
     folded = switch_to_deploy(model)
     if folded == 0:
-        raise ValueError(f'{checkpoint}: the model of this config has no block to fold '
-                         '(is it already a deploy checkpoint, or not a ParNet model?)')
-    meta = dict(loaded.get('meta', {})) if isinstance(loaded, dict) else {}
+        raise ValueError(f'{checkpoint}: the model of this config has no block to fold (not a ParNet model?)')
     meta.update(deploy=True, reparameterized_from=str(checkpoint))
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
+    with atomic_write(out) as f:
+        torch.save(dict(state_dict=model.state_dict(), meta=meta), f)
     return folded

@@ -28,9 +28,11 @@ from mmdet.structures import DetDataSample
 from ..apis import load_config
 from ..deploy import fold_conv_module_norms, switch_to_deploy
 from ..utils.checkpoint import load_checkpoint_file
+from ..utils.device import check_device
 from .dense_network import DenseDetectorNetwork
 from .cuda_graph import CUDAGraphRunner
 from .fast_paths import InferenceOptions
+from .inputs import check_images
 from .nms import postprocess_dense_detections
 from .preprocess import BatchPreprocessor, ImageInput, PreprocessSettings
 
@@ -67,7 +69,7 @@ class DetectorEngine:
     def __init__(self, model: nn.Module, cfg: Config, device: Union[str, torch.device] = 'cuda:0',
                  options: Optional[InferenceOptions] = None,
                  input_size: Optional[Sequence[int]] = None, deploy: bool = True) -> None:
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.options = options or InferenceOptions()
         self.options.check(self.device)
         network = DenseDetectorNetwork(model)
@@ -133,7 +135,7 @@ class DetectorEngine:
     def __call__(self, images: Sequence[ImageInput]) -> List[DetDataSample]:
         """Detect objects in ``images`` (paths or HWC uint8 BGR arrays, any sizes)."""
         with torch.inference_mode():
-            batch, metas = self.preprocess(images)
+            batch, metas = self.preprocess(check_images(images, self.preprocess.resized_shape))
         return self.postprocess(self.network(batch), metas)
 
 
@@ -164,7 +166,7 @@ def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:
             cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     inference_options = InferenceOptions(**options)
-    inference_options.check(torch.device(device))
+    inference_options.check(check_device(device))
     loaded = load_checkpoint_file(checkpoint, map_location='cpu') if checkpoint is not None else None
     if loaded is not None and (loaded.get('meta') or {}).get('deploy', False):
         cfg.model.backbone.deploy = True

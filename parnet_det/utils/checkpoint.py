@@ -9,19 +9,45 @@ checkpoint run arbitrary code. Instead this module allow-lists exactly the
 types that mmengine and mmdet checkpoints contain and replaces mmengine's
 local-file loader by one that keeps ``weights_only=True`` and turns a refusal
 into an error that says what was refused and what to do.
+
+It is the one way parnet_det reads a checkpoint (:func:`load_checkpoint_file`,
+with a distinct error for a missing, empty, truncated or foreign, and unsafe
+file), loads it strictly into a model (:func:`load_weights_strictly`) and
+picks the checkpoint that ``--resume`` continues from (:func:`find_resume_checkpoint`).
 """
+import os
 import os.path as osp
 import pickle
-from typing import Callable, List, Optional, Tuple, Union
+import re
+import zipfile
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint_to_model
+from torch import nn
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message says which file and why."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is empty, truncated (an interrupted save) or not a checkpoint at all."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A checkpoint holds Python objects outside the allow-list (possibly code)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's weights do not fit the model of the config."""
 
 
 def _numpy_globals() -> List[Callable]:
@@ -65,22 +91,67 @@ def mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]
     return [HistoryBuffer, (history_buffer_method, 'builtins.getattr'), *_numpy_globals()]
 
 
-def load_checkpoint_file(filename: str, map_location: Optional[str] = None) -> dict:
-    """``torch.load(weights_only=True)`` with mmengine's types allowed and a clear refusal."""
+# Every torch checkpoint starts with one of these: a zip archive (torch >= 1.6) or the
+# pickled protocol header of the legacy format.
+_ZIP_MAGIC = b'PK\x03\x04'
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+
+
+# What torch.load says about a damaged file that passed the structure check.
+_DAMAGE_MESSAGES = ('PytorchStreamReader', 'magic number', 'corrupt')
+
+
+def _check_structure(filename: str) -> None:
+    """Tell an empty, truncated or foreign file apart before torch.load gives a raw error."""
+    size = osp.getsize(filename)
+    if size == 0:
+        raise CorruptCheckpointError(f'checkpoint {filename} is empty (0 bytes): the save that wrote it was '
+                                     'interrupted, or it was never written')
+    with open(filename, 'rb') as f:
+        head = f.read(len(_LEGACY_MAGIC))
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(filename):
+            raise CorruptCheckpointError(f'checkpoint {filename} is truncated ({size} bytes, its end is missing): '
+                                         'the save that wrote it was interrupted')
+    elif head != _LEGACY_MAGIC:
+        raise CorruptCheckpointError(f'{filename} is not a PyTorch checkpoint (it starts with {head[:8]!r})')
+
+
+def load_checkpoint_file(filename: str, map_location: Optional[str] = None,
+                         extra_safe_globals: Sequence[Callable] = ()) -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)``, mmengine's types allowed.
+
+    The one way parnet_det reads checkpoints. Each failure has its own error:
+    :class:`CheckpointNotFoundError`, :class:`CorruptCheckpointError` (empty,
+    truncated, not a checkpoint) and :class:`UnsafeCheckpointError` (pickled
+    objects outside the allow-list, e.g. code). ``extra_safe_globals`` widens
+    the allow-list for this call only.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+        raise CheckpointNotFoundError(f'checkpoint {filename} does not exist')
+    _check_structure(filename)
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(extra_safe_globals)):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        refused = str(err).split('\n')
-        detail = next((line.strip() for line in refused if 'GLOBAL' in line or 'Unsupported' in line), refused[0])
+        # torch's message also advises weights_only=False; pass on only what was refused.
+        found = re.search(r'WeightsUnpickler error:\s*(.+)', str(err))
+        detail = found.group(1).strip() if found else str(err).splitlines()[0]
+        if not detail.startswith('Unsupported global'):  # a damaged stream, not a reference to code
+            raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {detail}') from err
         raise UnsafeCheckpointError(
             f'refused to load checkpoint {filename}: it contains Python objects that are neither tensors nor '
             f'types known to be in mmengine/mmdet checkpoints ({detail}). Loading it could execute code, so '
             'parnet_det keeps torch.load(weights_only=True). If the file is yours and trusted, re-save only its '
             "tensors (e.g. {'state_dict': ...}); the allow-list is "
             'parnet_det.utils.checkpoint.mmengine_checkpoint_globals().') from err
+    except (EOFError, RuntimeError) as err:
+        # The structure looked right, the content is cut or damaged inside (e.g. a bad zip member);
+        # other RuntimeErrors (e.g. CUDA tensors without CUDA) are not about the file.
+        if isinstance(err, RuntimeError) and not any(s in str(err) for s in _DAMAGE_MESSAGES):
+            raise
+        raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {str(err).splitlines()[0]}') from err
 
 
 def install_safe_checkpoint_loading() -> None:
@@ -91,3 +162,69 @@ def install_safe_checkpoint_loading() -> None:
     """
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
+
+
+def _mismatch(expected: dict, found: dict, limit: int = 5) -> List[str]:
+    """The first ``limit`` missing keys, unexpected keys and shape differences, with their counts."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}'
+              for k, v in found.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    return [f'{len(items)} {what}: {", ".join(items[:limit])}{", ..." if len(items) > limit else ""}'
+            for what, items in (('missing keys', missing), ('unexpected keys', unexpected),
+                                ('shape differences', shapes)) if items]
+
+
+def load_weights_strictly(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Load ``checkpoint`` (as read by :func:`load_checkpoint_file`) into ``model``; every key must fit.
+
+    mmengine's ``load_from`` is non-strict: it warns about missing keys and
+    goes on with random weights. Here a mismatch raises
+    :class:`CheckpointMismatchError` naming the first differing keys and shapes.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    found = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items() if k != '_metadata'}
+    target = model.module if is_model_wrapper(model) else model
+    problems = _mismatch(target.state_dict(), found)
+    if problems:
+        hint = ('it is a deploy checkpoint (tools/reparameterize.py): build the config with '
+                'model.backbone.deploy=True, or use the training checkpoint'
+                if (checkpoint.get('meta') or {}).get('deploy') else
+                'was it trained with another config, or another num_classes?')
+        raise CheckpointMismatchError(f'{source} does not fit the model of this config ({hint}):\n  '
+                                      + '\n  '.join(problems))
+    _load_checkpoint_to_model(target, checkpoint, strict=True)
+
+
+_STEP_CHECKPOINT = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
+
+
+def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
+    """The newest loadable checkpoint of ``work_dir``, and why each newer candidate was skipped.
+
+    Candidates, in order: the file ``last_checkpoint`` names (looked up by name
+    in ``work_dir`` if its recorded path no longer exists, e.g. the work dir
+    was moved), then ``epoch_N.pth`` / ``iter_N.pth`` from the highest N.
+    Missing, empty and truncated files are skipped; an unsafe one raises.
+    """
+    candidates, skipped = [], []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if not target:
+            skipped.append(f'{pointer} is empty')
+        elif not osp.isfile(target) and osp.isfile(osp.join(work_dir, osp.basename(target))):
+            candidates.append(osp.join(work_dir, osp.basename(target)))
+        else:
+            candidates.append(target)
+    numbered = [(int(m.group(1)), name) for name in os.listdir(work_dir) if (m := _STEP_CHECKPOINT.match(name))]
+    candidates += [osp.join(work_dir, name) for _, name in sorted(numbered, reverse=True)]
+    for path in dict.fromkeys(osp.abspath(c) for c in candidates):
+        try:
+            load_checkpoint_file(path, map_location='cpu')
+        except (CheckpointNotFoundError, CorruptCheckpointError) as err:
+            skipped.append(str(err))
+        else:
+            return path, skipped
+    return None, skipped

@@ -1,5 +1,8 @@
-"""argparse types shared by the command-line tools."""
+"""argparse types and the error exit shared by the command-line tools."""
 import argparse
+import contextlib
+import sys
+from typing import Iterator, Type
 
 
 def positive_int(text: str) -> int:
@@ -24,3 +27,19 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f'{text} is not a positive number')
     return value
+
+
+@contextlib.contextmanager
+def user_errors(*error_types: Type[BaseException]) -> Iterator[None]:
+    """End the tool with ``error: <message>`` on stderr and exit code 2 (argparse's) for these errors.
+
+    They are the user's to fix (a wrong path, a bad file, a mismatch), so no
+    traceback; any other exception is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except error_types as err:
+        # A KeyError's str() is its repr; its message is the first argument.
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'error: {message}', file=sys.stderr)
+        sys.exit(2)

@@ -163,14 +163,15 @@ def test_cli_exports_a_deploy_checkpoint_and_its_check_passes(checkpoints, tmp_p
     assert sorted(path.name for path in tmp_path.iterdir()) == ['deploy.onnx']
 
 
-def test_missing_checkpoint_is_refused_and_out_is_untouched(tmp_path):
+def test_missing_checkpoint_is_refused_and_out_is_untouched(tmp_path, capsys):
     out = tmp_path / 'model.onnx'
     out.write_bytes(b'keep')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         export_onnx(CONFIG, str(tmp_path / 'missing.pth'), str(out))
     with pytest.raises(SystemExit) as exit_info:
         _load_tool().main([CONFIG, str(tmp_path / 'missing.pth'), str(out)])
-    assert str(exit_info.value.code).startswith('error: checkpoint') and 'missing.pth' in exit_info.value.code
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f'error: checkpoint {tmp_path / "missing.pth"} does not exist'
     assert out.read_bytes() == b'keep' and len(list(tmp_path.iterdir())) == 1
 
 

@@ -9,16 +9,17 @@ import argparse
 import os.path as osp
 
 from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_cfg_options
+from parnet_det.utils.cli_args import non_negative_int, positive_int, user_errors
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('out_dir', help='directory to write the images and annotations into')
-    parser.add_argument('--num-train', type=int, default=400, help='number of training images')
-    parser.add_argument('--num-val', type=int, default=100, help='number of validation images')
-    parser.add_argument('--image-size', type=int, nargs='+', default=[256], metavar='SIZE',
+    parser.add_argument('--num-train', type=non_negative_int, default=400, help='number of training images')
+    parser.add_argument('--num-val', type=non_negative_int, default=100, help='number of validation images')
+    parser.add_argument('--image-size', type=positive_int, nargs='+', default=[256], metavar='SIZE',
                         help='image size: one value for square images, or HEIGHT WIDTH')
-    parser.add_argument('--num-classes', type=int, default=DEFAULT_NUM_CLASSES,
+    parser.add_argument('--num-classes', type=positive_int, default=DEFAULT_NUM_CLASSES,
                         help=f'number of shape classes, the first ones of: {", ".join(SHAPES)}')
     parser.add_argument('--seed', type=int, default=0, help='seed of the whole dataset')
     args = parser.parse_args()
@@ -30,8 +31,9 @@ def parse_args():
 def main():
     args = parse_args()
     image_size = args.image_size[0] if len(args.image_size) == 1 else tuple(args.image_size)
-    summary = generate_synthetic_coco(args.out_dir, num_train=args.num_train, num_val=args.num_val,
-                                      image_size=image_size, num_classes=args.num_classes, seed=args.seed)
+    with user_errors(OSError, ValueError):
+        summary = generate_synthetic_coco(args.out_dir, num_train=args.num_train, num_val=args.num_val,
+                                          image_size=image_size, num_classes=args.num_classes, seed=args.seed)
     data_root = osp.join(osp.abspath(args.out_dir), '')
     train, val = summary['train'], summary['val']
     print(f'wrote {train["num_images"]} train images ({train["num_objects"]} objects) and '

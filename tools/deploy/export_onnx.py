@@ -21,7 +21,7 @@ import time
 from mmengine.config import DictAction
 
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
-from parnet_det.utils.cli_args import positive_int
+from parnet_det.utils.cli_args import positive_int, user_errors
 
 
 def parse_args(argv=None):
@@ -65,13 +65,10 @@ def format_check(check) -> str:
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    try:
+    with user_errors(ImportError, KeyError, OSError, RuntimeError, ValueError):
         exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
                                batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
                                cfg_options=args.cfg_options)
-    except (FileNotFoundError, ImportError, KeyError, RuntimeError, ValueError) as err:
-        # A KeyError's str() is its repr; its message is the first argument.
-        sys.exit(f'error: {err.args[0] if isinstance(err, KeyError) else err}')
     shape = 'x'.join('B' if side == 'batch' else str(side) for side in exported.input_shape)
     dynamic = ' (dynamic B)' if args.dynamic_batch else ''
     print(f'wrote {exported.path} in {time.perf_counter() - start:.1f} s (opset {exported.opset}): input '

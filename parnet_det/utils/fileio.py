@@ -1,0 +1,100 @@
+"""Crash-safe file writes: a file appears under its name complete, or not at all."""
+import contextlib
+import os
+import os.path as osp
+import shutil
+import uuid
+from typing import IO, Iterator, List
+
+from mmengine.fileio import LocalBackend, register_backend
+
+
+# Ends the name of every temporary file or directory that a write in progress uses.
+PARTIAL_SUFFIX = '.tmp'
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success flush, fsync and rename it to ``path``.
+
+    The temporary file is in the same directory (a rename is atomic only
+    within one file system) and hidden (``.name.*.tmp``); it is removed if the
+    body raises. After the rename the directory is fsynced too, so the new
+    name survives a power loss.
+    """
+    directory = osp.dirname(osp.abspath(path))
+    tmp_path = osp.join(directory, f'.{osp.basename(path)}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}')
+    # Not tempfile.mkstemp: its files are private (0600); this one gets the permissions of a plain open().
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_partial_files(directory: str) -> List[str]:
+    """Remove what writes killed midway left in ``directory`` (hidden ``.*.tmp``); returns their names.
+
+    Only for a directory no other process is saving into at the time (e.g. before training resumes).
+    """
+    leftovers = sorted(name for name in os.listdir(directory)
+                       if name.startswith('.') and name.endswith(PARTIAL_SUFFIX))
+    for name in leftovers:
+        path = osp.join(directory, name)
+        # Processes of one distributed run clean the same directory at once.
+        with contextlib.suppress(FileNotFoundError):
+            if osp.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+    return leftovers
+
+
+def check_writable_file(path: str, parent_may_be_missing: bool = False) -> None:
+    """Raise a clear error now if ``path`` cannot be written, before any work is spent on its content.
+
+    With ``parent_may_be_missing``, missing parent directories are fine if
+    they can be created (the caller creates them when it writes).
+    """
+    if osp.isdir(path):
+        raise IsADirectoryError(f'cannot write {path}: it is a directory')
+    directory = osp.dirname(osp.abspath(path))
+    existing = directory
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise NotADirectoryError(f'cannot write {path}: {existing} is a file, not a directory')
+    if existing != directory and not parent_may_be_missing:
+        raise FileNotFoundError(f'cannot write {path}: directory {directory} does not exist')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f'cannot write {path}: no write permission in {existing}')
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, but ``put`` and ``put_text`` write through :func:`atomic_write`.
+
+    mmengine writes checkpoints in place: a process killed during a save
+    leaves a truncated file under the final name.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+        with atomic_write(str(filepath), 'wb') as f:
+            f.write(obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+        with atomic_write(str(filepath), 'w', encoding=encoding) as f:
+            f.write(obj)

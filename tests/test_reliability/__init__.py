@@ -1,0 +1,12 @@
+"""The probe table of issue 12, played as tests: a hostile or unlucky user's inputs, each asserting the
+message, the exit code and that nothing was lost or left behind.
+
+- test_checkpoint_files.py: each broken checkpoint kind (missing, empty, truncated, random bytes,
+  pickled code) at the reader, mmengine's loader and the converter; atomic writes; resume candidates;
+  strict loading.
+- test_crash_safe_training.py: a real mmengine Runner killed during a save, and resuming past a
+  checkpoint truncated mid-write (tools/train.py end to end, slow).
+- test_data_preflight.py: classes, heads and boxes against the annotation files, on generated COCO data.
+- test_entry_points.py: each tool and the inference engine with bad arguments and broken or mismatched
+  checkpoints.
+"""
