@@ -12,6 +12,7 @@ import sys
 import torch
 
 from parnet_det.convert import ConversionError, convert_official, load_official_state_dict
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -47,4 +48,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -10,6 +10,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 from parnet_det.deploy import reparameterize_checkpoint
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -35,4 +36,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -11,6 +11,7 @@ import sys
 
 from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
                                               render_table)
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -49,4 +50,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

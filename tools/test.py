@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import default_work_dir, load_config, record_ap_results, set_launcher, set_test_resolution
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -101,4 +102,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import load_config, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -51,4 +52,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -9,6 +9,7 @@ import argparse
 import os.path as osp
 
 from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_cfg_options
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -44,4 +45,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()
