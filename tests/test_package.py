@@ -62,4 +62,4 @@ def test_a_crashing_build_query_keeps_the_ops_verdict(monkeypatch):
     assert collect_env.mmcv_ops_info() == ('usable (CPU and CUDA; build details unavailable, '
                                            'the query crashed: SIGSEGV)')
     monkeypatch.setattr(collect_env, '_MMCV_BUILD_PROBE', "print('12.8'); print('GCC 13.3')")
-    assert collect_env.mmcv_ops_info() == 'usable (CPU and CUDA; compiled with CUDA 12.8, GCC 13.3)'
+    assert collect_env.mmcv_ops_info() == 'usable (CPU and CUDA; built with CUDA 12.8, GCC 13.3)'

@@ -44,8 +44,8 @@ def dataset_meta_for(cfg: Config, model) -> dict:
     # mmengine saves the training data's metainfo as the checkpoint's meta.dataset_meta; both loaders keep it here.
     if getattr(model, 'dataset_meta', None):
         return dict(model.dataset_meta)
-    dataset = cfg.test_dataloader.dataset
-    return dict(dataset.get('metainfo') or getattr(DATASETS.get(dataset.type), 'METAINFO', {}))
+    # As mmdet's init_detector: the dataset built without reading its annotations.
+    return dict(DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo)
 
 
 def load_predictor(config: str, checkpoint: str, device: str = 'cuda:0', cfg_options: Optional[dict] = None,
@@ -87,8 +87,7 @@ class DetectionPainter:
     """
 
     def __init__(self, dataset_meta: dict, score_thr: float) -> None:
-        # Visualizers are named global instances (mmengine's ManagerMixin): one name per painter.
-        self.visualizer = DetLocalVisualizer(name=f'parnet_det_painter_{id(self)}')
+        self.visualizer = DetLocalVisualizer(name='parnet_det_painter')
         self.visualizer.dataset_meta = dataset_meta
         self.score_thr = score_thr
 
@@ -142,7 +141,7 @@ class InferenceReport:
     def skip(self, path: str, reason: str) -> None:
         """Record ``path`` as failed, and say so now (the run goes on)."""
         self.failed.append((path, reason))
-        print(f'\nskipped {path}: {reason}', file=sys.stderr, flush=True)
+        print(f'\nskipped {reason if path in reason else f"{path}: {reason}"}', file=sys.stderr, flush=True)
 
 
 class MediaInferencer:
@@ -231,6 +230,8 @@ class MediaInferencer:
                 if writer is None:
                     writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*'mp4v'), frames.fps,
                                              (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise ValueError(f'{path}: OpenCV cannot write {out_file} (no mp4v encoder)')
                 writer.write(self.paint(frame, sample))
                 count += 1
         if writer is None:

@@ -77,7 +77,8 @@ def mmcv_ops_info() -> str:
     if failure is not None:
         return f'usable ({where}; build details unavailable, the query {failure})'
     cuda, compiler = (build + ['', ''])[:2]
-    return f'usable ({where}; compiled with CUDA {cuda}, {compiler})'
+    built = 'without CUDA' if cuda in ('not available', '') else f'with CUDA {cuda}'
+    return f'usable ({where}; built {built}, {compiler})'
 
 
 def cpu_model() -> str:

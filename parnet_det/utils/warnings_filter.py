@@ -12,7 +12,7 @@ import warnings
 # (category, start of the message (a regular expression), where it comes from and why it is harmless)
 KNOWN_HARMLESS_WARNINGS = (
     (Warning, r'pkg_resources is deprecated as an API',
-     "setuptools, on mmengine's package look-ups: a note to mmengine's authors"),
+     "setuptools, on mmengine's package look-ups (mmengine.utils.package_utils): a note to mmengine's authors"),
     (UserWarning, r'torch\.meshgrid: in an upcoming release, it will be required to pass the indexing argument',
      "torch, on a dependency's meshgrid call: the current default is the one it relies on"),
     (DeprecationWarning, r"__array__ implementation doesn't accept a copy keyword",
