@@ -63,3 +63,18 @@ def test_a_crashing_build_query_keeps_the_ops_verdict(monkeypatch):
                                            'the query crashed: SIGSEGV)')
     monkeypatch.setattr(collect_env, '_MMCV_BUILD_PROBE', "print('12.8'); print('GCC 13.3')")
     assert collect_env.mmcv_ops_info() == 'usable (CPU and CUDA; built with CUDA 12.8, GCC 13.3)'
+
+
+def test_tools_filter_only_the_known_harmless_warnings():
+    import warnings
+    from parnet_det.utils.warnings_filter import filter_known_warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        filter_known_warnings()
+        warnings.warn('pkg_resources is deprecated as an API. See https://setuptools.pypa.io/', UserWarning)
+        warnings.warn('torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument.',
+                      UserWarning)
+        warnings.warn("__array__ implementation doesn't accept a copy keyword, so passing copy=False failed.",
+                      DeprecationWarning)
+        warnings.warn('checkpoint has no dataset_meta', UserWarning)
+    assert [str(w.message) for w in caught] == ['checkpoint has no dataset_meta']

@@ -31,7 +31,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='its weights (training or tools/reparameterize.py checkpoint)')
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders, video files')
     parser.add_argument('--out-dir', default='work_dirs/infer', help='where the drawn files and detections.json go')
-    parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu',
+                        help='cuda:N or cpu (default: cuda:0 where there is a GPU)')
     parser.add_argument('--precision', default='fp32', choices=list(PRECISION_DTYPES),
                         help='network precision (single-stage detectors; fp16 needs CUDA)')
     parser.add_argument('--score-thr', type=float, default=0.3,

@@ -3,7 +3,7 @@
 mmdet's test pipeline resizes and pads each image on the host with OpenCV,
 one image at a time, and the data preprocessor then normalises on the device.
 For serving, the whole step runs on the device here: the uint8 images are
-copied once, resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
+copied once (through pinned memory to a GPU, without waiting for it), resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
 without anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
 size with the pipeline's pad value, and normalised as the config's data
 preprocessor does. A fixed input size is what compiled models and CUDA graphs

@@ -17,6 +17,8 @@ KNOWN_HARMLESS_WARNINGS = (
      "torch, on a dependency's meshgrid call: the current default is the one it relies on"),
     (DeprecationWarning, r"__array__ implementation doesn't accept a copy keyword",
      'numpy 2, on pycocotools (and others) converting arrays: the conversion still happens, with a copy'),
+    (UserWarning, r'Warning: The (bbox|polygon|text) is out of bounds',
+     "mmengine's visualizer, on a detection that reaches past the image's edge: it is drawn clipped"),
 )
 
 
