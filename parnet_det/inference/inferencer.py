@@ -222,19 +222,22 @@ class MediaInferencer:
         frames = VideoFrames(path)
         out_file = self._out_path(osp.splitext(name)[0] + '.mp4')
         writer, count = None, 0
-        for batch in frames.batches(self.batch_size):
-            for frame, sample in zip(batch, self.predict(batch)):
-                report.records += coco_records(sample, report.images, path, self.classes, self.score_thr,
-                                               frame=count)
-                report.images += 1
-                if writer is None:
-                    writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*'mp4v'), frames.fps,
-                                             (frame.shape[1], frame.shape[0]))
-                    if not writer.isOpened():
-                        raise ValueError(f'{path}: OpenCV cannot write {out_file} (no mp4v encoder)')
-                writer.write(self.paint(frame, sample))
-                count += 1
+        try:
+            for batch in frames.batches(self.batch_size):
+                for frame, sample in zip(batch, self.predict(batch)):
+                    report.records += coco_records(sample, report.images, path, self.classes, self.score_thr,
+                                                   frame=count)
+                    report.images += 1
+                    if writer is None:
+                        writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*'mp4v'), frames.fps,
+                                                 (frame.shape[1], frame.shape[0]))
+                        if not writer.isOpened():
+                            raise ValueError(f'{path}: OpenCV cannot write {out_file} (no mp4v encoder)')
+                    writer.write(self.paint(frame, sample))
+                    count += 1
+        finally:
+            if writer is not None:
+                writer.release()
         if writer is None:
             raise ValueError(f'{path}: a video without a readable frame')
-        writer.release()
         report.drawn.append(out_file)

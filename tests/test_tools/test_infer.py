@@ -58,7 +58,8 @@ def checkpoint(tiny_coco, tmp_path_factory):
 
 @pytest.fixture
 def photos(tiny_coco, tmp_path):
-    """A folder of the generated images (one in a sub-folder, one corrupt file) and a 5-frame video."""
+    """A folder of the generated images (one in a sub-folder, a corrupt image, a corrupt video) and a
+    5-frame video."""
     images = jpegs(osp.join(tiny_coco['data_root'], 'val'))
     folder = tmp_path / 'photos'
     (folder / 'nested').mkdir(parents=True)
@@ -66,6 +67,7 @@ def photos(tiny_coco, tmp_path):
         shutil.copy(image, folder)
     shutil.copy(images[2], folder / 'nested' / 'third.jpg')
     (folder / 'corrupt.jpg').write_bytes(b'not a jpeg')
+    (folder / 'broken.mp4').write_bytes(b'not a video')
     video = str(tmp_path / 'clip.avi')
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'MJPG'), 5, (128, 128))
     for index in range(5):
@@ -94,10 +96,11 @@ def test_infer_draws_and_writes_the_engine_detections(checkpoint, photos, tmp_pa
     out_dir = str(tmp_path / 'out')
     result = infer(CONFIG, checkpoint, folder, video, '--out-dir', out_dir, '--score-thr', '0', '--batch-size', '2',
                    *cli_options(YOLO_OPTIONS))
-    # The corrupt file is named, skipped, and makes the exit status say so; everything else is done.
+    # The corrupt files are named, skipped, and make the exit status say so; everything else is done.
     assert result.returncode == 1, result.stderr[-3000:]
-    assert f'skipped {folder}/corrupt.jpg: ' in result.stderr
-    assert result.stderr.strip().endswith(f'1 input(s) skipped: {folder}/corrupt.jpg')
+    assert f'skipped {folder}/corrupt.jpg: not a readable image' in result.stderr
+    assert f'skipped {folder}/broken.mp4: not a readable video' in result.stderr
+    assert result.stderr.strip().endswith(f'2 input(s) skipped: {folder}/broken.mp4, {folder}/corrupt.jpg')
     # The tool's own lines, not a screen of third-party warnings (parnet_det.utils.warnings_filter).
     assert 'Warning' not in result.stderr, result.stderr
     images = [image for image in jpegs(folder) if not image.endswith('corrupt.jpg')] + [f'{folder}/nested/third.jpg']
@@ -106,6 +109,7 @@ def test_infer_draws_and_writes_the_engine_detections(checkpoint, photos, tmp_pa
         assert drawn.shape == mmcv.imread(image).shape
         assert (drawn != mmcv.imread(image)).any()  # boxes drawn
     assert not osp.exists(osp.join(out_dir, 'photos', 'corrupt.jpg'))
+    assert not osp.exists(osp.join(out_dir, 'photos', 'broken.mp4'))
     frames = video_frames(video)
     assert len(video_frames(osp.join(out_dir, 'clip.mp4'))) == len(frames) == 5
 
