@@ -235,9 +235,9 @@ def without_tf32():
     eager and the fast paths get different kernels (channels-last, graph
     capture), each rounding differently: on the H100 one score differed by 1e-4
     (0.2378 against 0.2379). A tolerance wide enough for that would also pass
-    a fast path that is really wrong by as much; in full fp32 the paths agree
-    to ~1e-6, so the test keeps its tight tolerance and tests the paths, not
-    TF32. (The new API only: mixed with the legacy ``allow_tf32`` flags torch
+    a fast path that is really wrong by as much; in full fp32 the paths differ
+    only in the order of fp32 sums, so the test keeps its tolerance and tests
+    the paths, not TF32. (The new API only: mixed with the legacy ``allow_tf32`` flags torch
     refuses to read them.)
     """
     saved = torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
