@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
@@ -33,7 +33,7 @@ from ..apis import load_config
 from .engine import init_detector_engine
 from .fast_paths import InferenceOptions
 from .media import VideoFrames, is_video, list_media
-from .preprocess import read_image
+from .preprocess import BatchPreprocessor, read_image
 
 # Decoded HWC uint8 BGR images in, one DetDataSample each out (boxes in the images' pixels).
 Predictor = Callable[[List[np.ndarray]], List[DetDataSample]]
@@ -70,6 +70,12 @@ def load_predictor(config: str, checkpoint: str, device: str = 'cuda:0', cfg_opt
     options = InferenceOptions.from_variant(fast_paths, precision)
     if issubclass(MODELS.get(cfg.model.type), SingleStageDetector):
         engine = init_detector_engine(cfg, checkpoint, device, **asdict(options))
+        settings = engine.preprocess.settings
+        if settings.keep_ratio and settings.input_size[0] != settings.input_size[1]:
+            # Resized to fit a non-square scale (e.g. 1333 x 800), a portrait image is taller than the
+            # landscape input: a square canvas holds both (the resize stays the config's).
+            side = max(settings.input_size)
+            engine.preprocess = BatchPreprocessor(replace(settings, input_size=(side, side)), engine.device)
         return engine, dataset_meta_for(cfg, engine.model)
     if options != InferenceOptions():
         raise ValueError(f'{cfg.model.type} runs through mmdet (the engine runs single-stage detectors): '

@@ -9,6 +9,7 @@ import sys
 
 import cv2
 import mmcv
+import numpy as np
 import pytest
 import torch
 from mmengine.structures import InstanceData
@@ -17,6 +18,7 @@ from mmdet.apis import inference_detector, init_detector
 from mmdet.registry import MODELS
 from parnet_det.apis import load_config
 from parnet_det.inference import init_detector_engine
+from parnet_det.inference.inferencer import load_predictor
 
 from ..test_inference.test_engine import assert_same_detections
 from .test_train_test_end_to_end import CONFIG, ROOT, data_options, run_tool
@@ -146,3 +148,14 @@ def test_two_stage_config_runs_through_mmdet(tiny_coco, tmp_path):
     # Precision and fast paths are the engine's: refused for a detector that mmdet runs.
     refused = infer(TWO_STAGE_CONFIG, checkpoint, image, '--out-dir', out_dir, '--fast-path', 'channels_last')
     assert refused.returncode != 0 and 'precision and fast paths do not apply' in refused.stderr
+
+
+def test_portrait_images_fit_a_non_square_keep_ratio_input():
+    """RetinaNet's keep-ratio resize to scale (160, 128), long and short side: a 96 x 64 (h x w) portrait
+    image becomes 160 x 107, taller than the config's 128-row input; a square canvas holds it and a
+    landscape one (107 x 160), each resized as mmdet resizes it."""
+    predict, _ = load_predictor('tests/data/configs/retinanet_parnet_tiny.py', None, 'cpu',
+                                {'test_dataloader.dataset.pipeline.1.scale': (160, 128)})
+    portrait, landscape = predict([np.zeros((96, 64, 3), np.uint8), np.zeros((64, 96, 3), np.uint8)])
+    assert predict.input_size == (160, 160)
+    assert portrait.img_shape == (160, 107) and landscape.img_shape == (107, 160)
