@@ -16,8 +16,8 @@ def _version(package: str) -> str:
         return 'not installed'
 
 
-# torch first, as the tools import it (mmcv would load OpenCV's libraries before torch's), then one
-# op the project runs, NMS, on the CPU and, where there is one, on the GPU.
+# torch first, as the tools import it, then one op the project runs, NMS, on the CPU and, where there
+# is one, on the GPU.
 _MMCV_OPS_PROBE = """
 import torch
 from mmcv.ops import nms
@@ -62,11 +62,13 @@ def run_probe(code: str, timeout: float = 120) -> Tuple[List[str], Optional[str]
 def mmcv_ops_info() -> str:
     """Whether mmcv's compiled ops run, on which devices, and how they were built.
 
-    The verdict comes from running an op, not from mmcv's build queries: on
-    the lent H100 machine (2026-11-26) the old probe, those queries alone,
-    died with signal 11 (SIGSEGV) although every op the benchmark and the
-    tests used ran there. Both run in child processes, so a crash costs one
-    line of the report, and a crash of the queries only the build details.
+    On the lent H100 machine (2026-11-26) the old probe, mmcv's build queries
+    in a fresh interpreter that imported ``mmcv.ops`` first thing (OpenCV's
+    libraries before torch's), died with signal 11 (SIGSEGV) although every
+    op the benchmark and the tests used ran there; which of the two crashed
+    cannot be told on a CPU machine. So now the child imports torch first, as
+    the tools do, the verdict comes from running an op, and the build queries
+    run in a child of their own: their crash costs only the build details.
     """
     devices, failure = run_probe(_MMCV_OPS_PROBE)
     if failure is not None:
