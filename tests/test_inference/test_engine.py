@@ -260,6 +260,19 @@ def test_cuda_fast_paths_give_eager_detections(yolo, variant, without_tf32):
 
 
 @requires_cuda
+@pytest.mark.parametrize('shapes', [[(160, 160)] * 3, [(200, 90), (120, 160)]])
+def test_cuda_preprocessing_equals_the_cpu_one(yolo, shapes):
+    """The upload through pinned memory, queued image by image, delivers every image whole."""
+    cfg, model = yolo
+    batch = images(*shapes)
+    expected, expected_metas = DetectorEngine(copy.deepcopy(model), cfg, 'cpu').preprocess(batch)
+    got, metas = DetectorEngine(copy.deepcopy(model), cfg, 'cuda').preprocess(batch)
+    assert metas == expected_metas
+    # Bilinear weights rounded differently on the two devices may move a resized pixel by one level.
+    assert (got.cpu() - expected).abs().max() <= 1
+
+
+@requires_cuda
 def test_cuda_fp16_stays_close(yolo):
     cfg, model = yolo
     fp32 = DetectorEngine(copy.deepcopy(model), cfg, 'cuda')
