@@ -40,4 +40,41 @@ def test_collect_env_reports_the_stack():
                             cwd=ROOT, check=True)
     for name in ('Python', 'torch', 'torchvision', 'mmcv', 'mmcv ops', 'mmengine', 'mmdet', 'pycocotools', 'Device'):
         assert f'\n{name}: ' in '\n' + result.stdout, name
-    assert 'mmcv ops: compiled' in result.stdout
+    assert 'mmcv ops: usable (CPU' in result.stdout
+
+
+SEGFAULT = 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)'
+
+
+def test_collect_env_names_a_crashing_ops_probe(monkeypatch):
+    from parnet_det.utils import collect_env
+    monkeypatch.setattr(collect_env, '_MMCV_OPS_PROBE', f"print('CPU', flush=True); {SEGFAULT}")
+    assert collect_env.mmcv_ops_info() == 'NOT usable (crashed: SIGSEGV); ran on CPU'
+    monkeypatch.setattr(collect_env, '_MMCV_OPS_PROBE', 'raise ImportError("libcudart.so.13: cannot open")')
+    assert collect_env.mmcv_ops_info() == 'NOT usable (ImportError: libcudart.so.13: cannot open)'
+
+
+def test_a_crashing_build_query_keeps_the_ops_verdict(monkeypatch):
+    """What the H100 showed: ops run, mmcv's build queries die with signal 11."""
+    from parnet_det.utils import collect_env
+    monkeypatch.setattr(collect_env, '_MMCV_OPS_PROBE', "print('CPU'); print('CUDA')")
+    monkeypatch.setattr(collect_env, '_MMCV_BUILD_PROBE', SEGFAULT)
+    assert collect_env.mmcv_ops_info() == ('usable (CPU and CUDA; build details unavailable, '
+                                           'the query crashed: SIGSEGV)')
+    monkeypatch.setattr(collect_env, '_MMCV_BUILD_PROBE', "print('12.8'); print('GCC 13.3')")
+    assert collect_env.mmcv_ops_info() == 'usable (CPU and CUDA; built with CUDA 12.8, GCC 13.3)'
+
+
+def test_tools_filter_only_the_known_harmless_warnings():
+    import warnings
+    from parnet_det.utils.warnings_filter import filter_known_warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        filter_known_warnings()
+        warnings.warn('pkg_resources is deprecated as an API. See https://setuptools.pypa.io/', UserWarning)
+        warnings.warn('torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument.',
+                      UserWarning)
+        warnings.warn("__array__ implementation doesn't accept a copy keyword, so passing copy=False failed.",
+                      DeprecationWarning)
+        warnings.warn('checkpoint has no dataset_meta', UserWarning)
+    assert [str(w.message) for w in caught] == ['checkpoint has no dataset_meta']

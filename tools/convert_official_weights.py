@@ -14,6 +14,7 @@ from parnet_det.convert import ConversionError, convert_official, load_official_
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import user_errors
 from parnet_det.utils.fileio import atomic_write, check_writable_file
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -47,4 +48,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -16,6 +16,7 @@ import sys
 import time
 
 from parnet_det.datasets import synthetic_coco_cfg_options
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
@@ -68,4 +69,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

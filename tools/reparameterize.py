@@ -12,6 +12,7 @@ from parnet_det.apis import load_config
 from parnet_det.deploy import reparameterize_checkpoint
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -33,4 +34,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

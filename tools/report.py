@@ -20,6 +20,7 @@ from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_bench
                                               render_table)
 from parnet_det.benchmark.report import write_files
 from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
@@ -83,4 +84,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -18,6 +18,7 @@ from parnet_det.apis import (build_detector, default_work_dir, load_config, reco
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -104,4 +105,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

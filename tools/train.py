@@ -16,6 +16,7 @@ from parnet_det.apis import load_config, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -50,4 +51,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -177,4 +177,6 @@ def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:
         except RuntimeError as err:
             raise RuntimeError(f'{checkpoint} does not fit the model of this config (was it trained with '
                                f'another config?): {err}') from err
+        # Class names and palette for drawing, where mmdet's init_detector keeps them.
+        model.dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
     return DetectorEngine(model, cfg, device, inference_options, input_size)

@@ -83,11 +83,15 @@ def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, meta
     limit = min(limits) if limits else None
 
     batch = len(metas)
+    # Queued without waiting (a blocking copy would wait for the network to finish).
+    scale = torch.tensor([meta['scale_factor'] for meta in metas], dtype=boxes.dtype).to(boxes.device,
+                                                                                       non_blocking=True)
     best_scores, labels = scores.max(dim=2)
+    # The host waits here, once per batch (for the candidates' number), and in each NMS call below: per
+    # image only when the candidates outgrow one call (see split_thr).
     image_ids, box_ids = torch.nonzero(best_scores >= test_cfg.score_thr, as_tuple=True)
     # nonzero orders by image: each image's candidates are one contiguous run.
     boxes_per_image = torch.bincount(image_ids, minlength=batch).tolist()
-    scale = boxes.new_tensor([meta['scale_factor'] for meta in metas])
     candidates = (boxes[image_ids, box_ids] / scale[image_ids].repeat(1, 2), best_scores[image_ids, box_ids],
                   labels[image_ids, box_ids], image_ids)
     chunks = _image_chunks(boxes_per_image, max_boxes)

@@ -3,7 +3,7 @@
 mmdet's test pipeline resizes and pads each image on the host with OpenCV,
 one image at a time, and the data preprocessor then normalises on the device.
 For serving, the whole step runs on the device here: the uint8 images are
-copied once, resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
+copied once (through pinned memory to a GPU, without waiting for it), resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
 without anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
 size with the pipeline's pad value, and normalised as the config's data
 preprocessor does. A fixed input size is what compiled models and CUDA graphs
@@ -150,6 +150,26 @@ class BatchPreprocessor:
         new_w, new_h = mmcv.rescale_size((width, height), (scale_w, scale_h))
         return new_h, new_w
 
+    def upload(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """Equal-sized HWC uint8 arrays -> one (N, H, W, C) uint8 tensor on the device.
+
+        To a GPU, each image is copied into pinned host memory and its transfer
+        queued at once: the transfers run asynchronously, overlapping the staging
+        of the next image, and the host never waits for the device (from pageable
+        memory the driver stages the data itself, and returns only when it has).
+        On the CPU, one stacking copy.
+        """
+        if self.device.type != 'cuda':
+            return torch.from_numpy(np.stack(arrays))
+        shape = (len(arrays), *arrays[0].shape)
+        staged = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        uploaded = torch.empty(shape, dtype=torch.uint8, device=self.device)
+        # The pinned blocks return to torch's host cache only once their copies are done.
+        for index, array in enumerate(arrays):
+            staged[index].copy_(torch.from_numpy(array))
+            uploaded[index].copy_(staged[index], non_blocking=True)
+        return uploaded
+
     def __call__(self, images: Sequence[ImageInput]) -> Tuple[torch.Tensor, List[dict]]:
         """Pre-process a batch.
 
@@ -168,25 +188,25 @@ class BatchPreprocessor:
         batch = self._pad_pixel.expand(len(arrays), 3, input_h, input_w).clone()
         metas = []
         same_shape = all(array.shape == arrays[0].shape for array in arrays)
-        # One copy to the device and one resize for a batch of equal-sized images (the serving case).
-        groups = [(list(range(len(arrays))), np.stack(arrays))] if same_shape else [
-            ([index], array[None]) for index, array in enumerate(arrays)]
-        for indices, stacked in groups:
-            height, width = stacked.shape[1:3]
+        # One upload and one resize for a batch of equal-sized images (the serving case). Slices, not
+        # lists of indices: a list would be copied to the device and wait for it.
+        groups = [(0, len(arrays))] if same_shape else [(index, index + 1) for index in range(len(arrays))]
+        for start, stop in groups:
+            height, width = arrays[start].shape[:2]
             new_h, new_w = self.resized_shape(height, width)
-            pixels = torch.from_numpy(stacked).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            if new_h > input_h or new_w > input_w:
+                raise ValueError(f'an image resized to {new_h}x{new_w} does not fit the input size '
+                                 f'{input_h}x{input_w}; pass a larger input_size')
+            pixels = self.upload(arrays[start:stop]).permute(0, 3, 1, 2).float()
             if (new_h, new_w) != (height, width):
                 pixels = F.interpolate(pixels, size=(new_h, new_w), mode='bilinear', align_corners=False)
                 # OpenCV rounds the resized uint8 image.
                 pixels = pixels.round_().clamp_(0, 255)
-            if new_h > input_h or new_w > input_w:
-                raise ValueError(f'an image resized to {new_h}x{new_w} does not fit the input size '
-                                 f'{input_h}x{input_w}; pass a larger input_size')
-            batch[indices, :, :new_h, :new_w] = pixels
+            batch[start:stop, :, :new_h, :new_w] = pixels
             img_shape = (input_h, input_w) if self.settings.padded_in_pipeline else (new_h, new_w)
             metas += [dict(ori_shape=(height, width), img_shape=img_shape, pad_shape=(input_h, input_w),
                            batch_input_shape=(input_h, input_w), scale_factor=(new_w / width, new_h / height))
-                      for _ in indices]
+                      for _ in range(start, stop)]
         if self.settings.bgr_to_rgb:
             batch = batch.flip(1)
         if self._mean is not None:

@@ -1,10 +1,12 @@
 """Versions of the stack and the device, for bug reports and benchmark records."""
 import os
 import platform
+import signal
 import subprocess
 import sys
 from collections import OrderedDict
 from importlib import metadata
+from typing import List, Optional, Tuple
 
 
 def _version(package: str) -> str:
@@ -14,29 +16,71 @@ def _version(package: str) -> str:
         return 'not installed'
 
 
-_MMCV_OPS_PROBE = ('from mmcv.ops import get_compiler_version, get_compiling_cuda_version\n'
-                   'print(get_compiling_cuda_version()); print(get_compiler_version())')
+# torch first, as the tools import it, then one op the project runs, NMS, on the CPU and, where there
+# is one, on the GPU.
+_MMCV_OPS_PROBE = """
+import torch
+from mmcv.ops import nms
+boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.]])
+scores = torch.tensor([0.9, 0.8])
+nms(boxes, scores, 0.5)
+print('CPU', flush=True)
+if torch.cuda.is_available():
+    nms(boxes.cuda(), scores.cuda(), 0.5)
+    torch.cuda.synchronize()
+    print('CUDA', flush=True)
+"""
+
+# mmcv's build queries: known to crash with some builds whose ops work (mmcv issue #1292).
+_MMCV_BUILD_PROBE = """
+import torch
+from mmcv.ops import get_compiler_version, get_compiling_cuda_version
+print(get_compiling_cuda_version()); print(get_compiler_version())
+"""
+
+
+def run_probe(code: str, timeout: float = 120) -> Tuple[List[str], Optional[str]]:
+    """Run ``code`` in a child Python: whatever crashes there cannot take the asking process down.
+
+    Returns:
+        tuple[list[str], str | None]: The lines it printed, and how it failed
+        (its last error line, the signal that killed it, or the time-out);
+        None if it finished.
+    """
+    try:
+        probe = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [], f'timed out after {timeout:g} s'
+    lines = probe.stdout.strip().splitlines()
+    if probe.returncode < 0:
+        return lines, f'crashed: {signal.Signals(-probe.returncode).name}'
+    if probe.returncode != 0:
+        return lines, (probe.stderr.strip().splitlines() or [f'exit code {probe.returncode}'])[-1]
+    return lines, None
 
 
 def mmcv_ops_info() -> str:
-    """Whether mmcv's compiled ops load, and for which device.
+    """Whether mmcv's compiled ops run, on which devices, and how they were built.
 
-    Asked in a child process: on the lent H100 machine (2026-11-26, its
-    prebuilt mmcv) collecting the environment killed the interpreter with a
-    segmentation fault before anything was printed, most likely in these
-    queries of the compiled extension; a report must not take down the run
-    that asks for it.
+    On the lent H100 machine (2026-11-26) the old probe, mmcv's build queries
+    in a fresh interpreter that imported ``mmcv.ops`` first thing (OpenCV's
+    libraries before torch's), died with signal 11 (SIGSEGV) although every
+    op the benchmark and the tests used ran there; which of the two crashed
+    cannot be told on a CPU machine. So now the child imports torch first, as
+    the tools do, the verdict comes from running an op, and the build queries
+    run in a child of their own: their crash costs only the build details.
     """
-    try:
-        probe = subprocess.run([sys.executable, '-c', _MMCV_OPS_PROBE], capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return 'unknown (probe timed out)'
-    if probe.returncode != 0:
-        last_line = (probe.stderr.strip().splitlines() or [f'exit code {probe.returncode}'])[-1]
-        return f'NOT usable ({last_line})'
-    cuda, compiler = (probe.stdout.strip().splitlines() + ['', ''])[:2]
-    kind = 'CPU only' if cuda in ('not available', '') else f'CUDA {cuda}'
-    return f'compiled ({kind}; {compiler})'
+    devices, failure = run_probe(_MMCV_OPS_PROBE)
+    if failure is not None:
+        ran = f'; ran on {" and ".join(devices)}' if devices else ''
+        return f'NOT usable ({failure}){ran}'
+    where = 'CPU and CUDA' if 'CUDA' in devices else 'CPU only'
+    build, failure = run_probe(_MMCV_BUILD_PROBE)
+    if failure is not None:
+        return f'usable ({where}; build details unavailable, the query {failure})'
+    cuda, compiler = (build + ['', ''])[:2]
+    built = 'without CUDA' if cuda in ('not available', '') else f'with CUDA {cuda}'
+    return f'usable ({where}; built {built}, {compiler})'
 
 
 def cpu_model() -> str:

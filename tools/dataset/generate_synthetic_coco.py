@@ -10,6 +10,7 @@ import os.path as osp
 
 from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_cfg_options
 from parnet_det.utils.cli_args import non_negative_int, positive_int, user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
@@ -46,4 +47,5 @@ def main():
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

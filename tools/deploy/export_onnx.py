@@ -22,6 +22,7 @@ from mmengine.config import DictAction
 
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
 from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
@@ -91,4 +92,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()
