@@ -43,6 +43,7 @@ from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSet
                                   write_report)
 from parnet_det.benchmark.matrix import row_appender
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
+from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int
 
 
@@ -142,4 +143,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()

@@ -23,6 +23,7 @@ import sys
 import tarfile
 
 from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, run_matrix
+from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.cli_args import positive_float
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -91,4 +92,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    filter_known_warnings()
     main()
