@@ -4,43 +4,12 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
+from parnet_det.datasets import generate_synthetic_coco
+
+from .helpers import TINY_ARCH
+
 # Keep CPU tests deterministic and from oversubscribing small CI machines.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-# A ParNet small enough for CPU tests of whole detectors; the real presets are
-# tested in test_models/test_parnet.py.
-TINY_ARCH = dict(stream_channels=(16, 32, 64), final_channels=128, num_blocks=(1, 2, 2))
-
-
-def randomize_norm_stats(model: torch.nn.Module, seed: int = 0) -> None:
-    """Move every BatchNorm away from its initial statistics and affine values,
-    so that folding is tested on non-trivial numbers."""
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
-
-
-def spread_yolox_scores(model: torch.nn.Module, seed: int = 0, with_regression: bool = False) -> None:
-    """Zero-bias, N(0, 0.05) classification and objectness convs (and box regression convs if asked)
-    of a YOLOX head: scores near 0.25 that vary from box to box, so that hundreds of boxes reach NMS
-    (the initial head scores ~1e-4 and finds nothing)."""
-    gen = torch.Generator().manual_seed(seed)
-    head = model.bbox_head
-    convs = [*head.multi_level_conv_cls, *head.multi_level_conv_obj]
-    if with_regression:
-        convs += list(head.multi_level_conv_reg)
-    for conv in convs:
-        conv.bias.data.zero_()
-        conv.weight.data.normal_(0, 0.05, generator=gen)
-
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
 
 
 @pytest.fixture(autouse=True)
@@ -57,23 +26,5 @@ def tiny_arch():
 @pytest.fixture(scope='session')
 def tiny_coco(tmp_path_factory):
     """A few generated COCO-format images, shared by the tests of a session."""
-    from parnet_det.datasets import generate_synthetic_coco
     return generate_synthetic_coco(str(tmp_path_factory.mktemp('tiny_coco')), num_train=8, num_val=4,
                                    image_size=128, seed=0)
-
-
-def head_outputs(model, data):
-    """Every tensor the heads produce for ``data``: the dense head's (or RPN's) maps and, for
-    two-stage detectors, the RoI head's outputs on the image's ground-truth boxes as proposals."""
-    from mmengine.structures import InstanceData
-    batch = model.data_preprocessor(data, False)
-    features = model.extract_feat(batch['inputs'])
-    dense_head = model.bbox_head if hasattr(model, 'bbox_head') else model.rpn_head
-    outputs = list(features) + [t for level in dense_head(features) for t in level]
-    if hasattr(model, 'roi_head'):
-        # Test pipelines pack boxes as plain tensors, training pipelines as HorizontalBoxes.
-        boxes = [getattr(s.gt_instances.bboxes, 'tensor', s.gt_instances.bboxes) for s in batch['data_samples']]
-        assert all(len(b) for b in boxes)
-        proposals = [InstanceData(bboxes=b) for b in boxes]
-        outputs += list(model.roi_head.forward(features, proposals, batch['data_samples']))
-    return outputs

@@ -4,8 +4,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'parnet_det'
 # Bottom to top (docs/design.md). Layers on one line may not import each other.
-LAYERS = [('utils', ), ('models', ), ('datasets', 'engine', 'convert'), ('inference', ), ('deploy', ), ('apis', ),
-          ('benchmark', 'analysis')]
+LAYERS = [('utils', ), ('models', ), ('datasets', 'engine', 'convert', 'analysis'), ('inference', ), ('deploy', ),
+          ('apis', ), ('benchmark', )]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
 

@@ -67,6 +67,7 @@ def test_a_crashing_build_query_keeps_the_ops_verdict(monkeypatch):
 
 def test_tools_filter_only_the_known_harmless_warnings():
     import warnings
+
     from parnet_det.utils.warnings_filter import filter_known_warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')

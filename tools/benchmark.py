@@ -37,14 +37,26 @@ import time
 
 from mmengine.config import DictAction
 
-from parnet_det.benchmark import (FORMS, MMDET_VARIANT, PRECISIONS, BenchmarkSettings, TrainSettings,
-                                  add_baseline_ratios, add_variant_speedups, benchmark_meta, check_settings,
-                                  check_train_settings, load_model_specs, run_benchmark, run_training_benchmark,
-                                  write_report)
+from parnet_det.benchmark import (
+    FORMS,
+    MMDET_VARIANT,
+    PRECISIONS,
+    BenchmarkSettings,
+    TrainSettings,
+    add_baseline_ratios,
+    add_variant_speedups,
+    benchmark_meta,
+    check_settings,
+    check_train_settings,
+    load_model_specs,
+    run_benchmark,
+    run_training_benchmark,
+    write_report,
+)
 from parnet_det.benchmark.matrix import row_appender
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
-from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):

@@ -23,8 +23,8 @@ import sys
 import tarfile
 
 from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, run_matrix
-from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.cli_args import positive_float
+from parnet_det.utils.warnings_filter import filter_known_warnings
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 

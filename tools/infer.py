@@ -19,8 +19,8 @@ import sys
 import torch
 from mmengine.config import DictAction
 
+from parnet_det.apis import MediaInferencer, load_predictor
 from parnet_det.inference import FAST_PATH_NAMES, PRECISION_DTYPES
-from parnet_det.inference.inferencer import MediaInferencer, load_predictor
 from parnet_det.utils.cli_args import positive_int
 from parnet_det.utils.warnings_filter import filter_known_warnings
 

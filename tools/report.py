@@ -14,10 +14,22 @@ import argparse
 import json
 import os.path as osp
 
-from parnet_det.benchmark import (BASELINE, TRAIN_MODE, add_baseline_ratios, ratio_tables, read_rows, regime_plots,
-                                  training_estimates)
-from parnet_det.benchmark.paper_table import (merge, read_ap_results, read_benchmark_rows, render_speed_accuracy_plot,
-                                              render_table)
+from parnet_det.benchmark import (
+    BASELINE,
+    TRAIN_MODE,
+    add_baseline_ratios,
+    ratio_tables,
+    read_rows,
+    regime_plots,
+    training_estimates,
+)
+from parnet_det.benchmark.paper_table import (
+    merge,
+    read_ap_results,
+    read_benchmark_rows,
+    render_speed_accuracy_plot,
+    render_table,
+)
 from parnet_det.benchmark.report import write_files
 from parnet_det.utils.cli_args import user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
@@ -30,7 +42,8 @@ def parse_args(argv=None):
                         help='results.json (or rows.jsonl) files of tools/benchmark.py / tools/benchmark_matrix.py')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--baseline', default=BASELINE, help=f'the model the ratios are against (default {BASELINE})')
-    parser.add_argument('--precision', default='fp32', help='AP table: which benchmark precision to show (default fp32)')
+    parser.add_argument('--precision', default='fp32',
+                        help='AP table: which benchmark precision to show (default fp32)')
     parser.add_argument('--batch-size', type=int, default=1, help='AP table: which batch size to show (default 1)')
     parser.add_argument('--form', default='deploy', choices=['deploy', 'train'], help='AP table: which model form')
     parser.add_argument('--variant', default='mmdet',

@@ -13,8 +13,14 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-from parnet_det.apis import (build_detector, default_work_dir, load_config, record_ap_results, set_launcher,
-                             set_test_resolution)
+from parnet_det.apis import (
+    build_detector,
+    default_work_dir,
+    load_config,
+    record_ap_results,
+    set_launcher,
+    set_test_resolution,
+)
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import positive_int, user_errors

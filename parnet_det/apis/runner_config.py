@@ -14,18 +14,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
+from ..utils.config import dataset_pipeline, pipeline_step
 from ..utils.fileio import remove_partial_files
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, with a clear error for a wrong path, then apply ``--cfg-options``."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist (configs live in configs/, '
-                                'e.g. configs/yolo_parnet_xl_coco.py)')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
 
 
 def default_work_dir(config_path: str) -> str:
@@ -118,20 +108,13 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
-def dataset_pipeline(dataset_cfg) -> list:
-    """The pipeline of a dataset config; a wrapped dataset (e.g. ``MultiImageMixDataset``) keeps it one
-    level down."""
-    pipeline = dataset_cfg.get('pipeline')
-    return pipeline if pipeline is not None else dataset_cfg.dataset.pipeline
-
-
 def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:
     """The (H, W) the test pipeline resizes and pads to, read off its Resize step."""
-    for step in cfg.test_dataloader.dataset.get('pipeline') or []:
-        if step['type'] == 'Resize':
-            width, height = step['scale']
-            return [height, width]
-    return None
+    resize = pipeline_step(dataset_pipeline(cfg.test_dataloader.dataset), 'Resize')
+    if resize is None:
+        return None
+    width, height = resize['scale']
+    return [height, width]
 
 
 def record_ap_results(path: str, config_path: str, checkpoint: str, cfg: Config, metrics: dict, **flags) -> str:

@@ -3,9 +3,8 @@ from .inputs import pack_images, synthetic_images
 from .matrix import BASELINE, MATRIX_MODELS, PRESETS, MatrixPreset, read_rows, run_matrix, write_matrix_reports
 from .regimes import ratio_tables, regime_plots, select_regimes, training_estimates
 from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_report
-from .runner import build_detector, format_progress, row_key, run_benchmark
-from .settings import (FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings,
-                       load_model_specs)
+from .runner import build_form, format_progress, row_key, run_benchmark
+from .settings import FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings, load_model_specs
 from .timing import PRECISIONS, PeakMemory, check_precisions, resolve_device, time_repeats
 from .training import TRAIN_MODE, TrainSettings, check_train_settings, run_training_benchmark
 from .workload import control_yolox_workload, count_candidates
@@ -13,7 +12,7 @@ from .workload import control_yolox_workload, count_candidates
 __all__ = [
     'BASELINE', 'FORMS', 'MATRIX_MODELS', 'MMDET_VARIANT', 'MODES', 'PRECISIONS', 'PRESETS', 'TRAIN_MODE',
     'BenchmarkSettings', 'MatrixPreset', 'ModelSpec', 'PeakMemory', 'TrainSettings', 'add_baseline_ratios',
-    'add_variant_speedups', 'benchmark_meta', 'build_detector', 'check_precisions', 'check_settings',
+    'add_variant_speedups', 'benchmark_meta', 'build_form', 'check_precisions', 'check_settings',
     'check_train_settings', 'control_yolox_workload', 'count_candidates', 'format_progress', 'load_model_specs',
     'pack_images', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key', 'run_benchmark',
     'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats', 'training_estimates',

@@ -87,7 +87,8 @@ def render_table(rows: List[dict], device: str, precision: str, batch_size: int,
     for row in rows:
         lines.append(
             f'| {row["model"]}{" (deploy)" if row["deploy"] else ""} | {_cell(row["depth"], "d")} | '
-            f'{_cell(row["params"] and row["params"] / 1e6, ".2f")} | {_cell(row["flops"] and row["flops"] / 1e9, ".2f")} | '
+            f'{_cell(row["params"] and row["params"] / 1e6, ".2f")} | '
+            f'{_cell(row["flops"] and row["flops"] / 1e9, ".2f")} | '
             f'{row["resolution"]} | {_cell(row["fps_network"], ".1f")} | {_cell(row["fps_end2end"], ".1f")} | '
             + ' | '.join(_cell(row[t] and 100 * row[t], '.1f') for t in AP_TITLES) + ' |')
     return '\n'.join(lines) + '\n'

@@ -89,7 +89,8 @@ def training_estimates(rows: List[dict]) -> str:
         if row['mode'] == TRAIN_MODE:
             hours = COCO_TRAIN_IMAGES * RECIPE_EPOCHS / (row['images_per_s'] * RECIPE_GPUS) / 3600
             lines.append(f'| {row["model"]} | {row["precision"]} | {row["resolution"]} | {row["batch_size"]} | '
-                         f'{row["with_cp"]} | {row["images_per_s"]:.2f} | {row["peak_memory_mib"]:.0f} | {hours:,.0f} |')
+                         f'{row["with_cp"]} | {row["images_per_s"]:.2f} | {row["peak_memory_mib"]:.0f} | '
+                         f'{hours:,.0f} |')
     return '\n'.join(lines) + '\n'
 
 

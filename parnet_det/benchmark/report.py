@@ -133,7 +133,9 @@ def _timing_cells(row: dict) -> List[str]:
 
 
 def _table(header: List[str], lines: List[List[str]]) -> List[str]:
-    return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + ['| ' + ' | '.join(cells) + ' |' for cells in lines]
+    rows = [header, *lines]
+    return ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|' * len(header)] + [
+        '| ' + ' | '.join(cells) + ' |' for cells in rows[1:]]
 
 
 def _inference_table(rows: List[dict], mode: str) -> List[str]:

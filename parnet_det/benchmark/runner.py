@@ -10,19 +10,14 @@ from typing import Callable, Collection, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-
-from mmdet.registry import MODELS
 
 from ..analysis import measure_depth
-from ..deploy import switch_to_deploy
 from ..inference import DetectorEngine
+from ..models import build_detector, switch_to_deploy
 from ..utils.time_limit import TimeLimitExceeded, time_limit
 from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
-from .settings import FORMS, MODES, BenchmarkSettings, ModelSpec, check_settings
+from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
 from .timing import PeakMemory, autocast, summarize_ms, time_repeats
 from .variants import build_runner, timed_step
 from .workload import control_yolox_workload, count_candidates
@@ -35,28 +30,20 @@ def row_key(row: dict) -> tuple:
     return tuple(row.get(field) for field in ROW_KEY_FIELDS)
 
 
-def build_detector(cfg: Config, form: str, device: torch.device, checkpoint: Optional[str] = None
-                   ) -> Tuple[nn.Module, int]:
-    """Build ``cfg.model`` in eval mode on ``device``, in its training or its folded form.
+def build_form(spec: ModelSpec, form: str, device: torch.device) -> Tuple[nn.Module, int]:
+    """The model of ``spec`` (:func:`~parnet_det.models.build_detector`) in its training or its folded form.
 
     Returns:
         tuple[nn.Module, int]: The model and the number of blocks folded.
     """
-    if form not in FORMS:
-        raise ValueError(f'unknown form {form!r}; choose from {", ".join(FORMS)}')
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    model.eval()
+    model = build_detector(spec.cfg, spec.checkpoint, device)
     if form == 'deploy':
-        folded = switch_to_deploy(model)
-    else:
-        folded = 0
-        # A config built with deploy=True has no training form: its rows would be mislabelled.
-        if any(getattr(m, 'deploy', False) for m in model.modules() if hasattr(m, 'switch_to_deploy')):
-            raise ValueError('form "train" asked for, but the config builds folded (deploy=True) blocks')
-    return model.to(device), folded
+        return model, switch_to_deploy(model)
+    # A config built with deploy=True (or a deploy checkpoint) has no training form: its rows would be mislabelled.
+    if any(getattr(m, 'deploy', False) for m in model.modules() if hasattr(m, 'switch_to_deploy')):
+        raise ValueError(f'{spec.name}: form "train" asked for, but the model is built folded (deploy=True, or a '
+                         'deploy checkpoint)')
+    return model, 0
 
 
 def measure(runner, mode: str, images: List[np.ndarray], data: dict, device: torch.device, precision: str,
@@ -97,7 +84,7 @@ class _ModelBench:
     def __init__(self, spec: ModelSpec, form: str, settings: BenchmarkSettings, device: torch.device):
         self.spec, self.form, self.settings, self.device = spec, form, settings, device
         torch.manual_seed(0)  # the same weights in every run
-        self.model, folded = build_detector(spec.cfg, form, device, spec.checkpoint)
+        self.model, folded = build_form(spec, form, device)
         smallest = min(settings.resolutions)
         self.fields = dict(model=spec.name, config=spec.config, checkpoint=spec.checkpoint, form=form,
                            folded_blocks=folded, **parameters_by_part(self.model),

@@ -6,8 +6,9 @@ from typing import List, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from ..apis import load_config
 from ..inference import InferenceOptions
+from ..utils.checkpoint import load_checkpoint_file
+from ..utils.config import load_config
 from .timing import check_precisions, resolve_device
 
 FORMS = ('deploy', 'train')
@@ -82,9 +83,14 @@ def load_model_specs(config: str, checkpoint: Optional[str] = None, baselines: S
 
     Returns:
         list[ModelSpec]: The model first, then the baselines in order.
+
+    Raises:
+        FileNotFoundError: A config or the checkpoint does not exist.
+        CheckpointError: The checkpoint is not readable (see
+            :func:`~parnet_det.utils.checkpoint.load_checkpoint_file`).
     """
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    if checkpoint is not None:
+        load_checkpoint_file(checkpoint)  # missing, empty, truncated or unsafe: said now, not after the build
     specs = []
     for path, weights in [(config, checkpoint)] + [(baseline, None) for baseline in baselines]:
         if not osp.isfile(path):

@@ -11,29 +11,17 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..inference.fast_paths import PRECISION_DTYPES, check_precision
+from ..utils.device import check_device
 
 # Precision name -> dtype; fp32 runs without autocast.
 PRECISIONS = PRECISION_DTYPES
 
 
 def resolve_device(device: str) -> torch.device:
-    """Parse ``device`` ('cpu', 'cuda', 'cuda:N'), refusing a CUDA device that torch cannot see.
-
-    Args:
-        device (str): The device to benchmark on.
-
-    Returns:
-        torch.device: The parsed device.
-    """
-    parsed = torch.device(device)
+    """Parse ``device`` ('cpu', 'cuda', 'cuda:N'), refusing another type or a CUDA device torch cannot use."""
+    parsed = check_device(device)
     if parsed.type not in ('cpu', 'cuda'):
         raise ValueError(f'--device {device}: only cpu and cuda are supported')
-    if parsed.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise RuntimeError(f'--device {device}: torch sees no CUDA device (torch {torch.__version__}, '
-                               f'built with CUDA {torch.version.cuda}); use --device cpu')
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise RuntimeError(f'--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible')
     return parsed
 
 

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..models.backbones.parnet import ARCH_SETTINGS
+from ..models.classifiers import ParNetClassifier
 from ..utils.checkpoint import load_checkpoint_file
 
 # Official module prefix -> project module prefix (classifier form).
@@ -117,8 +118,6 @@ def convert_official(state_dict: Dict[str, torch.Tensor], form: str = 'backbone'
     or listed in ``report['unused']``; every project parameter and buffer must
     be covered and of the right shape, or :class:`ConversionError` is raised.
     """
-    from ..models.classifiers import ParNetClassifier
-
     if form not in ('backbone', 'classifier'):
         raise ValueError(f"form must be 'backbone' or 'classifier', got {form!r}")
     arch = infer_arch(state_dict)

@@ -1,7 +1,13 @@
 from .checked_coco import CheckedCocoDataset
 from .checks import DatasetConfigError, check_dataset_config
-from .synthetic_coco import (CLASSES, DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco,
-                             synthetic_coco_cfg_options, synthetic_coco_metainfo)
+from .synthetic_coco import (
+                             CLASSES,
+                             DEFAULT_NUM_CLASSES,
+                             SHAPES,
+                             generate_synthetic_coco,
+                             synthetic_coco_cfg_options,
+                             synthetic_coco_metainfo,
+)
 from .transforms import CheckedLoadImageFromFile
 
 __all__ = [

@@ -6,6 +6,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmdet.registry import DATASETS
 
+from ..utils.config import leaf_datasets
 from .checked_coco import invalid_box_reason
 
 # Parse annotation files fully only up to this size; COCO's train json
@@ -28,17 +29,6 @@ _NOT_DATASET_CLASSES = ('rpn_head', 'backbone', 'neck', 'train_cfg', 'test_cfg',
 
 class DatasetConfigError(FileNotFoundError):
     """The dataset a config points at is missing or malformed."""
-
-
-def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
-    """The datasets that read files, through wrappers (MultiImageMixDataset, Repeat, Concat...)."""
-    if 'datasets' in dataset_cfg:
-        for sub in dataset_cfg['datasets']:
-            yield from _leaf_datasets(sub)
-    elif 'dataset' in dataset_cfg:
-        yield from _leaf_datasets(dataset_cfg['dataset'])
-    else:
-        yield dataset_cfg
 
 
 def _read_annotation_file(path: str) -> Tuple[Optional[dict], List[str]]:
@@ -138,7 +128,7 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
-        for dataset in _leaf_datasets(loader['dataset']):
+        for dataset in leaf_datasets(loader['dataset']):
             classes = dataset_classes(dataset)
             if classes:  # an unknown dataset type has none to compare
                 mismatches += _check_num_classes(cfg.get('model'), classes, split)

@@ -1,5 +1,6 @@
+from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
 from .onnx_export import OnnxCheck, OnnxExport, OnnxExportWrapper, check_onnx_against_pytorch, export_onnx
-from .reparameterize import fold_conv_module_norms, reparameterize_checkpoint, switch_to_deploy
+from .reparameterize import reparameterize_checkpoint
 
 __all__ = [
     'OnnxCheck', 'OnnxExport', 'OnnxExportWrapper', 'check_onnx_against_pytorch', 'export_onnx',

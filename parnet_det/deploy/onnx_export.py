@@ -32,16 +32,21 @@ import os
 import os.path as osp
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
 
+from ..inference import (
+    DenseDetectorNetwork,
+    DetectorEngine,
+    PreprocessSettings,
+    per_channel,
+    postprocess_dense_detections,
+)
+from ..models.builder import build_detector
 from ..utils.fileio import check_writable_file
-
-if TYPE_CHECKING:  # parnet_det.inference imports parnet_det.deploy: imported lazily below
-    from parnet_det.inference import DenseDetectorNetwork, PreprocessSettings
 
 INPUT_NAME = 'images'
 OUTPUT_NAMES = ('boxes', 'scores')
@@ -66,15 +71,13 @@ class OnnxExportWrapper(nn.Module):
             pad pixel, ``mean`` / ``std`` and ``bgr_to_rgb``.
     """
 
-    def __init__(self, network: 'DenseDetectorNetwork', settings: 'PreprocessSettings') -> None:
+    def __init__(self, network: DenseDetectorNetwork, settings: PreprocessSettings) -> None:
         super().__init__()
         if not network.decodes_boxes:
             raise ValueError(f'{type(network.bbox_head).__name__}: only YOLOX-style heads (YOLOXHead) export their '
                              'box decoding to ONNX; this head decodes in mmdet\'s predict_by_feat')
         self.network = network
         self.settings = settings
-        from parnet_det.inference import per_channel
-
         # Non-persistent: the normalisation comes from the config, not from the checkpoint.
         self.register_buffer('mean', per_channel(settings.mean) if settings.mean is not None else None,
                              persistent=False)
@@ -151,8 +154,6 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     Returns:
         OnnxExport: The file, the exported module, input / output names and shapes.
     """
-    from parnet_det.inference import init_detector_engine
-
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     if opset is not None and not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
@@ -161,8 +162,9 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     # The dynamo exporter translates through onnxscript and writes with onnx; refuse before building anything.
     for module_name in ('onnx', 'onnxscript'):
         _require(module_name, 'ONNX export')
-    # The engine loads the checkpoint strictly (deploy checkpoints into the folded form), folds and evals.
-    engine = init_detector_engine(config, checkpoint, device='cpu', cfg_options=cfg_options, input_size=input_size)
+    # Loaded strictly (deploy checkpoints into the folded form); the engine folds and evals.
+    model = build_detector(config, checkpoint, cfg_options=cfg_options)
+    engine = DetectorEngine(model, model.cfg, 'cpu', input_size=input_size)
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
 
     dynamic_shapes = None
@@ -312,8 +314,6 @@ def check_onnx_against_pytorch(onnx_path: str, module: OnnxExportWrapper, inputs
     Returns:
         OnnxCheck: The errors and detection counts; ``passed`` says if they are within tolerance.
     """
-    from parnet_det.inference import postprocess_dense_detections
-
     ort = _require('onnxruntime', 'checking the ONNX file')
     if inputs is None:
         inputs = module.letterboxed_inputs(batch_size, seed)

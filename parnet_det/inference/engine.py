@@ -1,6 +1,6 @@
 """The inference engine: decoded images in, boxes out, with the fast paths of :class:`InferenceOptions`.
 
-    from parnet_det.inference import init_detector_engine
+    from parnet_det.apis import init_detector_engine
     engine = init_detector_engine('configs/yolo_parnet_xl_coco.py', 'work_dirs/.../epoch_300.pth',
                                   device='cuda:0', precision='fp16', cuda_graph=True, parallel_streams=True)
     results = engine(['demo.jpg', image_array])   # list of DetDataSample, boxes in original pixels
@@ -11,7 +11,6 @@ Stages, each callable on its own (``tools/benchmark.py`` times them):
 :meth:`DetectorEngine.postprocess` (batched score threshold and NMS for YOLOX
 heads, see :mod:`.nms`; mmdet's per-image ``predict_by_feat`` for other heads).
 """
-import copy
 import logging
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -19,18 +18,13 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
-from ..apis import load_config
-from ..deploy import fold_conv_module_norms, switch_to_deploy
-from ..utils.checkpoint import load_checkpoint_file
+from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
 from ..utils.device import check_device
-from .dense_network import DenseDetectorNetwork
 from .cuda_graph import CUDAGraphRunner
+from .dense_network import DenseDetectorNetwork
 from .fast_paths import InferenceOptions
 from .inputs import check_images
 from .nms import postprocess_dense_detections
@@ -137,46 +131,3 @@ class DetectorEngine:
         with torch.inference_mode():
             batch, metas = self.preprocess(check_images(images, self.preprocess.resized_shape))
         return self.postprocess(self.network(batch), metas)
-
-
-def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:0', *,
-                         cfg_options: Optional[dict] = None, input_size: Optional[Sequence[int]] = None,
-                         **options) -> DetectorEngine:
-    """Build a :class:`DetectorEngine` from a config file (or Config) and a checkpoint.
-
-    A training checkpoint is folded after loading; one written by
-    ``tools/reparameterize.py`` (``meta.deploy``) loads into the folded form
-    directly.
-
-    Args:
-        config (str | Config): The detector's config.
-        checkpoint (str, optional): Its weights; None keeps the initialisation.
-        device (str | torch.device): Where to run. Defaults to 'cuda:0'.
-        cfg_options (dict, optional): Overrides, as ``--cfg-options``.
-        input_size (Sequence[int], optional): See :class:`DetectorEngine`.
-        **options: Fields of :class:`InferenceOptions` (precision, parallel_streams,
-            channels_last, compile, compile_mode, cuda_graph).
-    """
-    # A Config passed in is copied: a deploy checkpoint sets deploy=True on the backbone.
-    if isinstance(config, str):
-        cfg = load_config(config, cfg_options)
-    else:
-        cfg = copy.deepcopy(config)
-        if cfg_options:
-            cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    inference_options = InferenceOptions(**options)
-    inference_options.check(check_device(device))
-    loaded = load_checkpoint_file(checkpoint, map_location='cpu') if checkpoint is not None else None
-    if loaded is not None and (loaded.get('meta') or {}).get('deploy', False):
-        cfg.model.backbone.deploy = True
-    model = MODELS.build(cfg.model)
-    if loaded is not None:
-        try:
-            _load_checkpoint_to_model(model, loaded, strict=True)
-        except RuntimeError as err:
-            raise RuntimeError(f'{checkpoint} does not fit the model of this config (was it trained with '
-                               f'another config?): {err}') from err
-        # Class names and palette for drawing, where mmdet's init_detector keeps them.
-        model.dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
-    return DetectorEngine(model, cfg, device, inference_options, input_size)

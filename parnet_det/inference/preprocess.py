@@ -3,8 +3,9 @@
 mmdet's test pipeline resizes and pads each image on the host with OpenCV,
 one image at a time, and the data preprocessor then normalises on the device.
 For serving, the whole step runs on the device here: the uint8 images are
-copied once (through pinned memory to a GPU, without waiting for it), resized with bilinear interpolation (OpenCV's ``INTER_LINEAR``
-without anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
+copied once (through pinned memory to a GPU, without waiting for it),
+resized with bilinear interpolation (OpenCV's ``INTER_LINEAR`` without
+anti-aliasing, as mmcv's ``Resize``), letterboxed into the fixed input
 size with the pipeline's pad value, and normalised as the config's data
 preprocessor does. A fixed input size is what compiled models and CUDA graphs
 need; for YOLO-style pipelines (resize to fit, pad to a square) it is exactly
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from ..apis import dataset_pipeline
+from ..utils.config import dataset_pipeline, pipeline_step
 
 ImageInput = Union[str, np.ndarray]
 
@@ -71,13 +72,13 @@ class PreprocessSettings:
                 ``pad_size_divisor``, as mmdet pads.
         """
         pipeline = dataset_pipeline(cfg.test_dataloader.dataset)
-        resize = next((step for step in pipeline if step['type'] == 'Resize'), None)
+        resize = pipeline_step(pipeline, 'Resize')
         if resize is None or 'scale' not in resize:
             raise KeyError('the test pipeline has no Resize step with a scale; pass input_size=(H, W)')
         preprocessor = cfg.model.get('data_preprocessor', {})
         mean, std = preprocessor.get('mean'), preprocessor.get('std')
         bgr_to_rgb = preprocessor.get('bgr_to_rgb', False)
-        pad = next((step for step in pipeline if step['type'] == 'Pad'), None)
+        pad = pipeline_step(pipeline, 'Pad')
         if pad is not None:
             pad_value = pad.get('pad_val', 0)
             if isinstance(pad_value, dict):

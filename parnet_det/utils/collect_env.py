@@ -8,6 +8,10 @@ from collections import OrderedDict
 from importlib import metadata
 from typing import List, Optional, Tuple
 
+import torch
+
+from ..version import __version__
+
 
 def _version(package: str) -> str:
     try:
@@ -92,7 +96,6 @@ def cpu_model() -> str:
 
 
 def collect_env() -> 'OrderedDict[str, str]':
-    import torch
     env = OrderedDict()
     env['Python'] = sys.version.replace('\n', ' ')
     env['Platform'] = platform.platform()
@@ -106,7 +109,6 @@ def collect_env() -> 'OrderedDict[str, str]':
     env['mmdet'] = _version('mmdet')
     env['pycocotools'] = _version('pycocotools')
     env['numpy'] = _version('numpy')
-    from parnet_det import __version__
     env['parnet_det'] = __version__
     if torch.cuda.is_available():
         env['Device'] = ', '.join(

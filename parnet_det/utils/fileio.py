@@ -8,7 +8,6 @@ from typing import IO, Iterator, List
 
 from mmengine.fileio import LocalBackend, register_backend
 
-
 # Ends the name of every temporary file or directory that a write in progress uses.
 PARTIAL_SUFFIX = '.tmp'
 

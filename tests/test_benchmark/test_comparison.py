@@ -6,20 +6,30 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmdet.registry import MODELS
 from mmengine.optim import build_optim_wrapper
 
-from parnet_det.apis import load_config
-from parnet_det.benchmark import (BenchmarkSettings, MatrixPreset, TrainSettings, build_detector,
-                                  control_yolox_workload, count_candidates, load_model_specs, pack_images,
-                                  read_rows, run_benchmark, run_matrix, run_training_benchmark,
-                                  synthetic_images)
+from mmdet.registry import MODELS
+
+from parnet_det.apis import build_detector, load_config
+from parnet_det.benchmark import (
+    BenchmarkSettings,
+    MatrixPreset,
+    TrainSettings,
+    control_yolox_workload,
+    count_candidates,
+    load_model_specs,
+    pack_images,
+    read_rows,
+    run_benchmark,
+    run_matrix,
+    run_training_benchmark,
+    synthetic_images,
+)
 from parnet_det.benchmark.training import synthetic_training_batch, training_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs' / 'demo'
 PARNET, BASELINE = 'yolo_parnet_tiny_synthetic', 'yolo_cspdarknet53s_tiny_synthetic'
-CPU = torch.device('cpu')
 QUICK = dict(warmup=0, iters=1, repeats=1)
 
 
@@ -37,12 +47,12 @@ def test_two_different_random_detectors_get_the_same_post_processing_work():
 
 def test_with_a_checkpoint_the_real_outputs_are_used(tmp_path):
     torch.manual_seed(3)
-    model, _ = build_detector(load_config(str(DEMO / f'{PARNET}.py')), 'train', CPU)
+    model = build_detector(str(DEMO / f'{PARNET}.py'))
     torch.save({'state_dict': model.state_dict()}, tmp_path / 'weights.pth')
     specs = load_model_specs(str(DEMO / f'{PARNET}.py'), str(tmp_path / 'weights.pth'))
     settings = BenchmarkSettings(resolutions=(96, ), batch_sizes=(2, ), **QUICK)
     rows = run_benchmark(specs, settings, log=lambda line: None)
-    deployed, _ = build_detector(load_config(str(DEMO / f'{PARNET}.py')), 'deploy', CPU, str(tmp_path / 'weights.pth'))
+    deployed = build_detector(str(DEMO / f'{PARNET}.py'), str(tmp_path / 'weights.pth'), fold=True)
     data = deployed.data_preprocessor(pack_images(synthetic_images(96, 2)), False)
     for row in rows:
         assert row['workload'] == 'checkpoint'
@@ -51,7 +61,7 @@ def test_with_a_checkpoint_the_real_outputs_are_used(tmp_path):
 
 def test_a_small_input_gets_at_most_half_its_priors_as_candidates():
     torch.manual_seed(0)
-    model, _ = build_detector(load_config(str(DEMO / f'{PARNET}.py')), 'deploy', CPU)
+    model = build_detector(str(DEMO / f'{PARNET}.py'), fold=True)
     data = model.data_preprocessor(pack_images(synthetic_images(64, 2)), False)
     target, _ = control_yolox_workload(model, data['inputs'], 1000, detections=10)
     assert target == (8 * 8 + 4 * 4 + 2 * 2) // 2
@@ -136,11 +146,13 @@ def test_the_report_gives_each_models_ratio_to_the_baseline_per_regime(tmp_path)
     eager = answer.split("### eager, batch 1 (the paper's regime)")[1].split('###')[0]
     parnet, baseline = rows[PARNET, 'eager', 96, 1, 'network'], rows[BASELINE, 'eager', 96, 1, 'network']
     expected = parnet['images_per_s'] / baseline['images_per_s']
-    line = f'| network | fp32 | 96 | 1 | - | {baseline["ms_per_batch_median"]:.2f} (eager) | **{expected:.2f}** (eager) |'
+    line = (f'| network | fp32 | 96 | 1 | - | {baseline["ms_per_batch_median"]:.2f} (eager) | '
+            f'**{expected:.2f}** (eager) |')
     assert line in eager
     assert (tmp_path / 'latency_vs_resolution.png').read_bytes().startswith(b'\x89PNG')
     # The training rows become the labelled estimate of the 300-epoch recipe on 8 devices.
-    train = next(r for r in read_rows(str(tmp_path / 'rows.jsonl')) if r['model'] == PARNET and r['mode'] == 'train_step')
+    train = next(r for r in read_rows(str(tmp_path / 'rows.jsonl'))
+                 if r['model'] == PARNET and r['mode'] == 'train_step')
     hours = 118287 * 300 / (train['images_per_s'] * 8) / 3600
     assert 'Estimate, not measured' in answer and f'| {hours:,.0f} |' in answer
 

@@ -9,10 +9,10 @@ from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
 
 from parnet_det.apis import set_test_resolution
-from parnet_det.datasets import check_dataset_config, DatasetConfigError
+from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.deploy import switch_to_deploy
 
-from ..conftest import head_outputs, relative_error
+from ..helpers import head_outputs, relative_error
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The YOLO-style configs; configs/parnet_in_mmdet/ (mmdet's own detectors) has its own test.

@@ -9,9 +9,10 @@ import torch
 from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS
+
 from parnet_det.deploy import switch_to_deploy
 
-from ..conftest import head_outputs, relative_error
+from ..helpers import head_outputs, relative_error
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'parnet_in_mmdet', '*.py')))

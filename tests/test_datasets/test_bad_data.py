@@ -8,6 +8,7 @@ import pytest
 from mmengine.logging import MMLogger
 
 from mmdet.registry import DATASETS
+
 from parnet_det.datasets import CheckedLoadImageFromFile
 
 

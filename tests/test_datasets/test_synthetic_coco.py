@@ -7,9 +7,10 @@ import sys
 import cv2
 import pytest
 import torch
+from pycocotools.coco import COCO
+
 from mmdet.datasets import CocoDataset
 from mmdet.evaluation import CocoMetric
-from pycocotools.coco import COCO
 
 from parnet_det.datasets import CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_metainfo
 

@@ -4,10 +4,11 @@ from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
+
 from parnet_det.apis import load_config
 from parnet_det.deploy import fold_conv_module_norms, switch_to_deploy
 
-from ..conftest import randomize_norm_stats, relative_error
+from ..helpers import randomize_norm_stats, relative_error
 
 
 def count_norms(model):

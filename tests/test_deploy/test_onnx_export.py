@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
+
 from parnet_det.apis import load_config
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx, reparameterize_checkpoint
 from parnet_det.inference import BatchPreprocessor, PreprocessSettings, postprocess_dense_detections
 
-from ..conftest import TINY_ARCH, randomize_norm_stats, spread_yolox_scores
+from ..helpers import TINY_ARCH, randomize_norm_stats, spread_yolox_scores
 
 onnx = pytest.importorskip('onnx', reason='ONNX export needs requirements/deploy.txt')
 ort = pytest.importorskip('onnxruntime', reason='the ONNX check needs requirements/deploy.txt')

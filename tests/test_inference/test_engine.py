@@ -9,11 +9,12 @@ from mmengine.config import ConfigDict
 
 from mmdet.apis import inference_detector
 from mmdet.registry import MODELS
-from parnet_det.apis import load_config
-from parnet_det.deploy import reparameterize_checkpoint
-from parnet_det.inference import DetectorEngine, InferenceOptions, init_detector_engine
 
-from ..conftest import relative_error, spread_yolox_scores
+from parnet_det.apis import init_detector_engine, load_config
+from parnet_det.deploy import reparameterize_checkpoint
+from parnet_det.inference import DetectorEngine, InferenceOptions
+
+from ..helpers import relative_error, spread_yolox_scores
 
 YOLO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'  # 160 px, letterboxed with pad value 114
 RETINANET_CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'

@@ -9,7 +9,7 @@ from parnet_det.inference import CUDAGraphRunner
 from parnet_det.models import ParNet, ParNetCSP
 from parnet_det.models.utils import StreamFork
 
-from ..conftest import TINY_ARCH, randomize_norm_stats
+from ..helpers import TINY_ARCH, randomize_norm_stats
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 

@@ -1,13 +1,13 @@
 import math
 
-import parnet_det  # noqa: F401  (registers the modules)
-
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS as MMCV_MODELS
 
 from mmdet.registry import MODELS
+
+import parnet_det  # noqa: F401  (registers the modules)
 from parnet_det.analysis import measure_depth
 from parnet_det.models.backbones.cspdarknet53s import CSPDarknet53s
 from parnet_det.models.layers.csp_layers import BottleneckCSP, ResidualBottleneck

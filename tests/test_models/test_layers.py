@@ -2,11 +2,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from parnet_det.models.layers import (DownsamplingBlock, FusionBlock, RepVGGSSEBlock, channel_shuffle,
-                                      interleave_channels)
 from parnet_det.deploy import switch_to_deploy
+from parnet_det.models.layers import (
+    DownsamplingBlock,
+    FusionBlock,
+    RepVGGSSEBlock,
+    channel_shuffle,
+    interleave_channels,
+)
 
-from ..conftest import randomize_norm_stats, relative_error
+from ..helpers import randomize_norm_stats, relative_error
 
 
 def test_interleave_is_channel_by_channel():

@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
+
 from parnet_det.analysis import measure_depth
 from parnet_det.deploy import switch_to_deploy
 from parnet_det.models.backbones import ARCH_SETTINGS, ParNet, ParNetCSP
 from parnet_det.models.classifiers import ParNetClassifier
 
-from ..conftest import randomize_norm_stats, relative_error
+from ..helpers import randomize_norm_stats, relative_error
 
 STRIDES = (4, 8, 16, 32)
 # Official release, 1x1 folded into 3x3, 1000-class head.

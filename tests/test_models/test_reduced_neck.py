@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmcv.cnn import ConvModule
+
 from mmdet.models.necks import YOLOXPAFPN
 from mmdet.registry import MODELS
 
@@ -12,7 +13,7 @@ from parnet_det.apis import load_config
 from parnet_det.deploy import fold_conv_module_norms, switch_to_deploy
 from parnet_det.models.necks import ReducedYOLOXPAFPN
 
-from ..conftest import TINY_ARCH, randomize_norm_stats, relative_error
+from ..helpers import TINY_ARCH, randomize_norm_stats, relative_error
 
 REPO = Path(__file__).resolve().parents[2]
 PARNET_CONFIGS = ['yolo_parnet_s_coco', 'yolo_parnet_m_coco', 'yolo_parnet_l_coco', 'yolo_parnet_xl_coco',

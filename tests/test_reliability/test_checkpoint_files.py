@@ -10,11 +10,17 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from parnet_det.convert import load_official_state_dict
 from parnet_det.utils import fileio
-from parnet_det.utils.checkpoint import (CheckpointMismatchError, CheckpointNotFoundError, CorruptCheckpointError,
-                                         UnsafeCheckpointError, find_resume_checkpoint, load_checkpoint_file,
-                                         load_weights_strictly)
+from parnet_det.utils.checkpoint import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    find_resume_checkpoint,
+    load_checkpoint_file,
+    load_weights_strictly,
+)
 
-from .conftest import truncate
+from .helpers import truncate
 
 ERRORS = dict(missing=CheckpointNotFoundError, empty=CorruptCheckpointError, truncated=CorruptCheckpointError,
               random_bytes=CorruptCheckpointError, unsafe=UnsafeCheckpointError)

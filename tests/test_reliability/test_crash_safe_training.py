@@ -12,7 +12,7 @@ from parnet_det.utils import fileio
 
 from ..test_checkpoint import RecordIters, ToyDataset, ToyModel
 from ..test_tools.test_train_test_end_to_end import CONFIG, data_options, run_tool
-from .conftest import truncate
+from .helpers import truncate
 
 
 def _runner(work_dir, max_iters, hook_type='CrashSafeCheckpointHook', **kwargs):

@@ -9,9 +9,10 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from mmdet.registry import DATASETS
+
 from parnet_det.datasets import DatasetConfigError, check_dataset_config, synthetic_coco_cfg_options
 
-from .conftest import run_tool
+from .helpers import run_tool
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 COCO_CONFIG = 'configs/yolo_parnet_xl_coco.py'

@@ -11,10 +11,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
-from parnet_det.datasets import synthetic_coco_cfg_options
-from parnet_det.inference import init_detector_engine
 
-from .conftest import ROOT, run_tool
+from parnet_det.apis import init_detector_engine
+from parnet_det.datasets import synthetic_coco_cfg_options
+
+from .helpers import ROOT, run_tool
 
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 CSP_CONFIG = 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py'

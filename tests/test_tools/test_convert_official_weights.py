@@ -8,7 +8,7 @@ from parnet_det.convert import ConversionError, convert_official, infer_arch, ma
 from parnet_det.models.backbones import ARCH_SETTINGS, ParNet
 from parnet_det.models.classifiers import ParNetClassifier
 
-from ..conftest import relative_error
+from ..helpers import relative_error
 from ..official_reference import make_official_state_dict, official_forward, read_official_listing
 
 
@@ -17,7 +17,8 @@ def test_every_official_key_is_consumed(arch):
     listing = read_official_listing(arch)
     assert all(map_official_key(key) is not None for key, _ in listing)
     state = make_official_state_dict(arch)
-    assert infer_arch(state) == dict(ARCH_SETTINGS[arch], stem_channels=min(64, ARCH_SETTINGS[arch]['stream_channels'][0]))
+    stem_channels = min(64, ARCH_SETTINGS[arch]['stream_channels'][0])
+    assert infer_arch(state) == dict(ARCH_SETTINGS[arch], stem_channels=stem_channels)
     converted, report = convert_official(state, form='classifier')
     assert report['unused'] == [] and report['preset'] == arch
     assert len(converted) == len(listing)

@@ -16,9 +16,8 @@ from mmengine.structures import InstanceData
 
 from mmdet.apis import inference_detector, init_detector
 from mmdet.registry import MODELS
-from parnet_det.apis import load_config
-from parnet_det.inference import init_detector_engine
-from parnet_det.inference.inferencer import load_predictor
+
+from parnet_det.apis import init_detector_engine, load_config, load_predictor
 
 from ..test_inference.test_engine import assert_same_detections
 from .test_train_test_end_to_end import CONFIG, ROOT, data_options, run_tool

@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 
-from ..conftest import randomize_norm_stats, relative_error
+from ..helpers import randomize_norm_stats, relative_error
 
 CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'
 
@@ -43,6 +43,7 @@ def test_reparameterize_refuses_a_model_without_parnet_blocks(tmp_path):
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.deploy = True
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, checkpoint)
-    result = subprocess.run([sys.executable, 'tools/reparameterize.py', CONFIG, str(checkpoint), str(tmp_path / 'o.pth'),
-                             '--cfg-options', 'model.backbone.deploy=True'], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, 'tools/reparameterize.py', CONFIG, str(checkpoint),
+                             str(tmp_path / 'o.pth'), '--cfg-options', 'model.backbone.deploy=True'],
+                            capture_output=True, text=True)
     assert result.returncode != 0 and 'no block to fold' in result.stderr

@@ -10,12 +10,13 @@ import time
 import torch
 
 from parnet_det.apis import load_config
-from parnet_det.benchmark import build_detector, pack_images, synthetic_images
+from parnet_det.apis import build_detector
+from parnet_det.benchmark import pack_images, synthetic_images
 from parnet_det.inference import DetectorEngine
 torch.set_num_threads(2)
 cfg = load_config('configs/yolo_parnet_xl_csp_coco.py')
 torch.manual_seed(0)
-model, _ = build_detector(cfg, 'deploy', torch.device('cpu'))
+model = build_detector(cfg, fold=True)
 engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', input_size=(640, 640))
 images = synthetic_images(640, 1)
 with torch.inference_mode():

@@ -8,7 +8,7 @@ import sys
 import time
 import onnxruntime as ort
 import torch
-from parnet_det.inference import init_detector_engine
+from parnet_det.apis import init_detector_engine
 from parnet_det.deploy import OnnxExportWrapper
 torch.set_num_threads(2)
 config, checkpoint, onnx_path, side = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

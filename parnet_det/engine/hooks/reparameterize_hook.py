@@ -5,7 +5,7 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-from ...deploy import switch_to_deploy
+from ...models.reparameterize import switch_to_deploy
 
 
 @HOOKS.register_module()

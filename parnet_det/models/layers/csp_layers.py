@@ -11,26 +11,12 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS as MMCV_MODELS
 
 from mmdet.models.layers.csp_layer import DarknetBottleneck
 from mmdet.utils import ConfigType, OptMultiConfig
 
 # YOLO implementations' BatchNorm (PyTorch momentum convention).
 YOLO_BN = dict(type='BN', momentum=0.03, eps=0.001)
-
-
-def register_mish() -> None:
-    """Register ``nn.Mish`` as 'Mish' in mmcv's activation registry if absent.
-
-    mmcv 2.1 registers ReLU, SiLU, GELU, ... but not Mish; mmdet's ``MODELS``
-    is a child of this registry, so configs built through either find it.
-    """
-    if 'Mish' not in MMCV_MODELS.module_dict:
-        MMCV_MODELS.register_module(name='Mish', module=nn.Mish)
-
-
-register_mish()
 
 
 class ResidualBottleneck(DarknetBottleneck):

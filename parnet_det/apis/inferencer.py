@@ -1,10 +1,10 @@
 """Detection on image files, folders and videos: drawn boxes and one JSON of detections (``tools/infer.py``).
 
-    from parnet_det.inference.inferencer import MediaInferencer, load_predictor
+    from parnet_det.apis.inferencer import MediaInferencer, load_predictor
     predict, dataset_meta = load_predictor('configs/yolo_parnet_xl_coco.py', 'epoch_300.pth', 'cuda:0')
     report = MediaInferencer(predict, dataset_meta, 'out/')(['my_photos/', 'street.mp4'])
 
-Single-stage detectors run through :class:`~.engine.DetectorEngine` (its fast
+Single-stage detectors run through :class:`~parnet_det.inference.DetectorEngine` (its fast
 paths apply); any other detector (two-stage) through mmdet's ``init_detector``
 / ``inference_detector``, image by image.
 """
@@ -12,7 +12,6 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -29,11 +28,10 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
 
-from ..apis import load_config
-from .engine import init_detector_engine
-from .fast_paths import InferenceOptions
-from .media import VideoFrames, is_video, list_media
-from .preprocess import BatchPreprocessor, read_image
+from ..inference import BatchPreprocessor, InferenceOptions, VideoFrames, is_video, list_media, read_image
+from ..utils.config import load_config
+from ..utils.fileio import atomic_write
+from .inference import init_detector_engine
 
 # Decoded HWC uint8 BGR images in, one DetDataSample each out (boxes in the images' pixels).
 Predictor = Callable[[List[np.ndarray]], List[DetDataSample]]
@@ -59,7 +57,7 @@ def load_predictor(config: str, checkpoint: str, device: str = 'cuda:0', cfg_opt
         cfg_options (dict, optional): Overrides, as ``--cfg-options``.
         precision (str): The engine's precision (single-stage detectors only). Defaults to 'fp32'.
         fast_paths (str): The engine's fast paths joined with '+' (see
-            :meth:`~.fast_paths.InferenceOptions.from_variant`; single-stage detectors only).
+            :meth:`~parnet_det.inference.InferenceOptions.from_variant`; single-stage detectors only).
             Defaults to 'eager'.
 
     Returns:
@@ -119,20 +117,6 @@ def coco_records(sample: DetDataSample, image_id: int, file_name: str, classes: 
         name = classes[label] if label < len(classes) else f'class {label}'
         records.append(dict(where, category_id=label, category=name, bbox=[x1, y1, x2 - x1, y2 - y1], score=score))
     return records
-
-
-def dump_json_atomically(obj, path: str) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename: a reader, or a run cut short,
-    never sees half a file."""
-    folder = osp.dirname(osp.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix='.' + osp.basename(path), dir=folder)
-    try:
-        with os.fdopen(handle, 'w') as f:
-            json.dump(obj, f)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 @dataclass
@@ -200,7 +184,8 @@ class MediaInferencer:
         self._detect_images(pending, report)
         sys.stdout.write('\n')
         os.makedirs(self.out_dir, exist_ok=True)
-        dump_json_atomically(report.records, osp.join(self.out_dir, 'detections.json'))
+        with atomic_write(osp.join(self.out_dir, 'detections.json'), 'w') as file:
+            json.dump(report.records, file)
         return report
 
     def _out_path(self, name: str) -> str:
