@@ -1,7 +1,9 @@
+import logging
 import os
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from parnet_det.datasets import generate_synthetic_coco
@@ -28,3 +30,15 @@ def tiny_coco(tmp_path_factory):
     """A few generated COCO-format images, shared by the tests of a session."""
     return generate_synthetic_coco(str(tmp_path_factory.mktemp('tiny_coco')), num_train=8, num_val=4,
                                    image_size=128, seed=0)
+
+
+@pytest.fixture
+def warnings_logged():
+    """Warnings sent to mmengine's current logger, as text."""
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

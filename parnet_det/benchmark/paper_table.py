@@ -1,7 +1,8 @@
 """The paper-style table: accuracy (tools/test.py) next to speed (tools/benchmark.py)."""
-import io
 import json
 from typing import Dict, List, Optional, Sequence
+
+from .plotting import finish_axes, new_figure, to_png
 
 AP_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 AP_TITLES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
@@ -96,11 +97,7 @@ def render_table(rows: List[dict], device: str, precision: str, batch_size: int,
 
 def render_speed_accuracy_plot(rows: List[dict], title: str) -> bytes:
     """AP against FPS (network), one point per model and resolution, a line per model."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.5, 4.5), layout='constrained')
-    FigureCanvasAgg(figure)
+    figure = new_figure(6.5, 4.5)
     axes = figure.add_subplot()
     for model in sorted({row['model'] for row in rows}):
         points = sorted((r for r in rows if r['model'] == model and r['fps_network'] and r['AP'] is not None
@@ -111,9 +108,5 @@ def render_speed_accuracy_plot(rows: List[dict], title: str) -> bytes:
         for point in points:
             axes.annotate(f'{point["resolution"]}px', (point['fps_network'], 100 * point['AP']), fontsize='small',
                           textcoords='offset points', xytext=(4, 4))
-    axes.set(xlabel='images / s (network)', ylabel='COCO bbox AP', title=title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize='small')
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    return buffer.getvalue()
+    finish_axes(axes, xlabel='images / s (network)', ylabel='COCO bbox AP', title=title)
+    return to_png(figure)

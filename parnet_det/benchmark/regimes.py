@@ -11,9 +11,9 @@ A regime picks, per model and setting (mode, precision, resolution, batch,
 The ratio is the model's images/s over the baseline's in the same regime and
 setting: above 1 the model is faster.
 """
-import io
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .plotting import finish_axes, new_figure, to_png
 from .report import measured
 from .settings import MODES
 from .training import TRAIN_MODE
@@ -96,24 +96,16 @@ def training_estimates(rows: List[dict]) -> str:
 
 def _plot(rows: List[dict], x_key: str, y: Callable[[dict], float], ylabel: str, keep: Callable[[dict], bool],
           title: str) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6 * len(MODES), 4.5), layout='constrained')
-    FigureCanvasAgg(figure)
+    figure = new_figure(6 * len(MODES), 4.5)
     for index, mode in enumerate(MODES, start=1):
         axes = figure.add_subplot(1, len(MODES), index)
         chosen = [row for row in _fastest([r for r in measured(rows) if r['mode'] == mode and keep(r)]).values()]
         for model in sorted({row['model'] for row in chosen}):
             points = sorted((row for row in chosen if row['model'] == model), key=lambda row: row[x_key])
             axes.plot([row[x_key] for row in points], [y(row) for row in points], marker='o', label=model)
-        axes.set(title=f'{mode}, fastest variant', xlabel=x_key.replace('_', ' '), ylabel=ylabel)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize='small')
+        finish_axes(axes, title=f'{mode}, fastest variant', xlabel=x_key.replace('_', ' '), ylabel=ylabel)
     figure.suptitle(title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    return buffer.getvalue()
+    return to_png(figure)
 
 
 def _preferred(values: Sequence, order: Sequence) -> Optional[object]:

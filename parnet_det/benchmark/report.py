@@ -13,6 +13,7 @@ import torch
 
 from ..utils.collect_env import collect_env
 from .model_stats import PARTS
+from .plotting import finish_axes, new_figure, to_png
 from .settings import MODES
 from .timing import memory_measure
 from .training import TRAIN_MODE
@@ -218,14 +219,10 @@ def render_markdown(meta: dict, rows: List[dict]) -> str:
 
 def render_plot(rows: List[dict], title: str) -> bytes:
     """Images/s against resolution, one line per model (and per form, precision, batch when these vary)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     series_keys = ('model', 'form', 'variant', 'precision', 'batch_size')
     # Name a line by what tells it apart: only the keys that take several values.
     varying = [key for key in series_keys if len({row[key] for row in measured(rows)}) > 1] or ['model']
-    figure = Figure(figsize=(6 * len(MODES), 4.5), layout='constrained')
-    FigureCanvasAgg(figure)
+    figure = new_figure(6 * len(MODES), 4.5)
     for index, mode in enumerate(MODES, start=1):
         axes = figure.add_subplot(1, len(MODES), index)
         series: Dict[tuple, List[dict]] = {}
@@ -238,13 +235,9 @@ def render_plot(rows: List[dict], title: str) -> bytes:
                              for key in varying)
             axes.plot([row['resolution'] for row in points], [row['images_per_s'] for row in points],
                       marker='o', label=label)
-        axes.set(title=mode, xlabel='input side (px)', ylabel='images / s')
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize='small')
+        finish_axes(axes, title=mode, xlabel='input side (px)', ylabel='images / s')
     figure.suptitle(title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    return buffer.getvalue()
+    return to_png(figure)
 
 
 def write_files(work_dir: str, contents: Dict[str, bytes]) -> List[str]:

@@ -66,13 +66,12 @@ def run_probe(code: str, timeout: float = 120) -> Tuple[List[str], Optional[str]
 def mmcv_ops_info() -> str:
     """Whether mmcv's compiled ops run, on which devices, and how they were built.
 
-    On the lent H100 machine (2026-11-26) the old probe, mmcv's build queries
-    in a fresh interpreter that imported ``mmcv.ops`` first thing (OpenCV's
-    libraries before torch's), died with signal 11 (SIGSEGV) although every
-    op the benchmark and the tests used ran there; which of the two crashed
-    cannot be told on a CPU machine. So now the child imports torch first, as
-    the tools do, the verdict comes from running an op, and the build queries
-    run in a child of their own: their crash costs only the build details.
+    A probe that calls mmcv's build queries in a fresh interpreter importing
+    ``mmcv.ops`` first (OpenCV's libraries before torch's) has been seen to
+    die with SIGSEGV on a GPU machine whose ops all worked. So the child
+    imports torch first, as the tools do, the verdict comes from running an
+    op, and the build queries run in a child of their own: their crash costs
+    only the build details.
     """
     devices, failure = run_probe(_MMCV_OPS_PROBE)
     if failure is not None:

@@ -1,27 +1,13 @@
 """Bad data is reported with its file name: skipped in training, an error in evaluation."""
 import json
-import logging
 import os.path as osp
 import shutil
 
 import pytest
-from mmengine.logging import MMLogger
 
 from mmdet.registry import DATASETS
 
 from parnet_det.datasets import CheckedLoadImageFromFile
-
-
-@pytest.fixture
-def warnings_logged():
-    """Warnings sent to mmengine's current logger, as text."""
-    records = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def _copy(tiny_coco, tmp_path):

@@ -1,12 +1,10 @@
 """Pre-flight checks of classes, heads and boxes against the annotation files (generated COCO data)."""
 import json
-import logging
 import os
 import shutil
 
 import pytest
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmdet.registry import DATASETS
 
@@ -85,17 +83,6 @@ def test_a_split_without_annotations_stops(data_root):
     edit_annotations(data_root, 'val', lambda c: c.update(annotations=[]))
     message = preflight_error(demo_cfg(data_root))
     assert 'instances_val.json has no usable box of the val dataset\'s classes (0 annotations' in message
-
-
-@pytest.fixture
-def warnings_logged():
-    records = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def test_unknown_categories_and_malformed_boxes_are_reported_and_skipped(data_root, warnings_logged):
