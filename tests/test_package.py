@@ -2,6 +2,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 import parnet_det
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -35,6 +37,7 @@ def test_config_with_custom_imports_builds_a_parnet_detector():
     assert result.stdout.split() == ['RetinaNet', 'parnet_det.models.backbones.parnet', 'ParNet']
 
 
+@pytest.mark.slow
 def test_collect_env_reports_the_stack():
     result = subprocess.run([sys.executable, 'tools/collect_env.py'], capture_output=True, text=True,
                             cwd=ROOT, check=True)

@@ -105,6 +105,7 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_an_interrupted_matrix_resumes_with_only_the_missing_rows(tmp_path):
     preset, lines = _tiny_preset(), []
     total = 2 * 2 * 2 * 2 * 2 + 2  # models x resolutions x batches x variants x modes, + training per model
@@ -135,6 +136,7 @@ def test_an_interrupted_matrix_resumes_with_only_the_missing_rows(tmp_path):
                                              'throughput_vs_batch.png'}
 
 
+@pytest.mark.slow
 def test_the_report_gives_each_models_ratio_to_the_baseline_per_regime(tmp_path):
     run_matrix(_tiny_preset(), str(DEMO), str(tmp_path), ['test'], log=lambda line: None)
     answer = (tmp_path / 'regimes.md').read_text()
@@ -157,6 +159,7 @@ def test_the_report_gives_each_models_ratio_to_the_baseline_per_regime(tmp_path)
     assert 'Estimate, not measured' in answer and f'| {hours:,.0f} |' in answer
 
 
+@pytest.mark.slow
 def test_a_row_over_its_time_limit_is_kept_as_a_timeout_and_the_run_goes_on(tmp_path):
     preset = _tiny_preset(row_time_limit_s=1e-4)
     preset = dataclasses.replace(preset, models=(BASELINE, ),

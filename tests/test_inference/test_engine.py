@@ -13,6 +13,7 @@ from mmdet.registry import MODELS
 from parnet_det.apis import init_detector_engine, load_config
 from parnet_det.deploy import reparameterize_checkpoint
 from parnet_det.inference import DetectorEngine, InferenceOptions
+from parnet_det.utils.checkpoint import CheckpointMismatchError
 
 from ..helpers import relative_error, spread_yolox_scores
 
@@ -168,7 +169,7 @@ def test_incompatible_checkpoint_is_named(tmp_path):
     _, baseline = build('configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
     checkpoint = str(tmp_path / 'cspdarknet.pth')
     torch.save(dict(state_dict=baseline.state_dict(), meta={}), checkpoint)
-    with pytest.raises(RuntimeError, match='cspdarknet.pth does not fit the model of this config'):
+    with pytest.raises(CheckpointMismatchError, match='cspdarknet.pth does not fit the model of this config'):
         init_detector_engine(YOLO_CONFIG, checkpoint, 'cpu')
 
 

@@ -43,6 +43,7 @@ def cli_run(tmp_path_factory):
     return work_dir, result.stdout, json.loads((work_dir / 'results.json').read_text())
 
 
+@pytest.mark.slow
 def test_cli_writes_every_result_file_and_one_progress_line_per_measurement(cli_run):
     work_dir, stdout, results = cli_run
     for name in RESULT_FILES:
@@ -60,6 +61,7 @@ def test_cli_writes_every_result_file_and_one_progress_line_per_measurement(cli_
     assert markdown.count('| yolo_parnet_tiny_synthetic |') == 8 + 2
 
 
+@pytest.mark.slow
 def test_numbers_are_positive_and_images_per_s_counts_every_image_of_a_batch(cli_run):
     rows = cli_run[2]['rows']
     for row in rows:
@@ -76,6 +78,7 @@ def test_numbers_are_positive_and_images_per_s_counts_every_image_of_a_batch(cli
     assert parnet.pop() > 0 and baseline == {0}
 
 
+@pytest.mark.slow
 def test_flops_per_image_grow_with_the_square_of_the_resolution(cli_run):
     rows = cli_run[2]['rows']
     for model in ('yolo_parnet_tiny_synthetic', 'yolo_cspdarknet53s_tiny_synthetic'):
@@ -88,6 +91,7 @@ def test_flops_per_image_grow_with_the_square_of_the_resolution(cli_run):
         assert flops[96, 1] / flops[64, 1] == pytest.approx((96 / 64)**2, rel=0.02)
 
 
+@pytest.mark.slow
 def test_ratios_are_against_the_first_baseline_at_the_same_setting(cli_run):
     rows = cli_run[2]['rows']
     for row in rows:

@@ -56,6 +56,7 @@ def test_unknown_keys_are_reported_not_dropped_silently():
     assert report['unused'] == ['head.extra_projection.weight']
 
 
+@pytest.mark.slow
 def test_cli_picks_ema_by_default_and_writes_a_pretrained_file(tmp_path):
     ema, raw = make_official_state_dict('s', seed=1), make_official_state_dict('s', seed=2)
     src = tmp_path / 'parnet_s.pth.tar'

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -37,6 +38,7 @@ def test_reparameterize_tool_writes_a_checkpoint_that_a_deploy_built_detector_lo
             assert relative_error(a, e) <= 1e-5
 
 
+@pytest.mark.slow
 def test_reparameterize_refuses_a_model_without_parnet_blocks(tmp_path):
     checkpoint = tmp_path / 'ckpt.pth'
     init_default_scope('mmdet')

@@ -78,6 +78,7 @@ def test_deploy_gives_the_same_ap(trained, tmp_path):
     assert deployed['coco/bbox_mAP_50'] == pytest.approx(plain['coco/bbox_mAP_50'], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(tiny_coco, tmp_path):
     work_dir = str(tmp_path)
     common = ['--work-dir', work_dir, '--cfg-options', *data_options(tiny_coco['data_root'], size=64),
@@ -94,6 +95,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_coco, tmp_path):
     assert [s['step'].item() for s in second['optimizer']['state'].values()][:1] == [4.0]
 
 
+@pytest.mark.slow
 def test_two_process_distributed_training_on_cpu(tiny_coco, tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29517')
     result = subprocess.run(
