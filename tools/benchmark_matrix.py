@@ -62,7 +62,7 @@ def preset_from_args(args):
         if missing:
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
-        models = list(dict.fromkeys([*args.models, preset.baseline]))
+        models = list(dict.fromkeys([preset.baseline, *args.models]))  # the baseline first: ratios need it
     return dataclasses.replace(preset, inference=inference, training=training, models=models)
 
 

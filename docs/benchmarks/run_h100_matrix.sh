@@ -10,7 +10,7 @@
 # 4. the inference rows of tools/benchmark_matrix.py's gpu preset (issue 11), baseline and 640 px first;
 # 5. the reports (regimes.md: every model's ratio to the baseline per regime);
 # 6. end2end / network of the channels_last+cuda_graph rows against issue 14's 1.15 target.
-# Each step has its own time limit. Rows go to $MATRIX_DIR/rows.jsonl as they are measured: a step cut
+# Each step has its own time limit (at most 500 s in all, besides the kit's install). Rows go to $MATRIX_DIR/rows.jsonl as they are measured: a step cut
 # short keeps them, and the same call with the rows of an earlier call in docs/benchmarks/h100_matrix/
 # measures only the missing ones. Everything comes back as ONE archive, $OUT/h100_matrix.tar.gz
 # (only 8 files come back per call), and a compact summary on stdout.
@@ -32,7 +32,7 @@ fi
 timeout 60 $PYTHON tools/collect_env.py > "$MATRIX_DIR/env.txt" 2>&1
 grep -E '^(mmcv ops|Device|torch):' "$MATRIX_DIR/env.txt"
 if [[ "$DEVICE" != cpu ]]; then
-    timeout 100 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider 2>&1 | tail -5 \
+    timeout 90 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider 2>&1 | tail -5 \
         | tee "$MATRIX_DIR/cuda_tests.txt"
 fi
 matrix() {  # part, time limit (s)
@@ -40,8 +40,8 @@ matrix() {  # part, time limit (s)
         --work-dir "$MATRIX_DIR" "${MODEL_ARGS[@]}" 2>&1 \
         | grep --line-buffered -E '^\[|^error|rows in' >> "$MATRIX_DIR/progress.log"
 }
-matrix training "${TRAIN_LIMIT:-120}"
-matrix inference "${INFER_LIMIT:-240}"
+matrix training "${TRAIN_LIMIT:-110}"
+matrix inference "${INFER_LIMIT:-180}"
 matrix report 60
 tail -3 "$MATRIX_DIR/progress.log"
 $PYTHON - "$MATRIX_DIR/rows.jsonl" <<'PY' 2>&1 | tee "$MATRIX_DIR/end2end_vs_network.txt"
