@@ -1,9 +1,11 @@
 """Speed measurement of detectors (network-only, end-to-end, training step), and its report files."""
 from .inputs import pack_images, synthetic_images
 from .matrix import BASELINE, MATRIX_MODELS, PRESETS, MatrixPreset, read_rows, run_matrix, write_matrix_reports
+from .measurement import build_form
 from .regimes import ratio_tables, regime_plots, select_regimes, training_estimates
-from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_report
-from .runner import build_form, format_progress, row_key, run_benchmark
+from .report import benchmark_meta, write_report
+from .rows import add_baseline_ratios, add_variant_speedups
+from .runner import format_progress, row_key, run_benchmark
 from .settings import FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings, load_model_specs
 from .timing import PRECISIONS, PeakMemory, check_precisions, resolve_device, time_repeats
 from .training import TRAIN_MODE, TrainSettings, check_train_settings, run_training_benchmark

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
 from .regimes import ratio_tables, regime_plots, training_estimates
-from .report import add_baseline_ratios, add_variant_speedups, benchmark_meta, write_files, write_report
+from .report import benchmark_meta, write_files, write_report
+from .rows import add_baseline_ratios, add_variant_speedups
 from .runner import row_key, run_benchmark
 from .settings import BenchmarkSettings, load_model_specs
 from .training import TRAIN_MODE, TrainSettings, run_training_benchmark

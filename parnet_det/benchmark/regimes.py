@@ -14,7 +14,7 @@ setting: above 1 the model is faster.
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plotting import finish_axes, new_figure, to_png
-from .report import measured
+from .rows import measured
 from .settings import MODES
 from .training import TRAIN_MODE
 

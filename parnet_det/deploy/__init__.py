@@ -1,5 +1,6 @@
 from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
-from .onnx_export import OnnxCheck, OnnxExport, OnnxExportWrapper, check_onnx_against_pytorch, export_onnx
+from .onnx_check import OnnxCheck, check_onnx_against_pytorch
+from .onnx_export import OnnxExport, OnnxExportWrapper, export_onnx
 from .reparameterize import reparameterize_checkpoint
 
 __all__ = [

@@ -180,6 +180,13 @@ def test_a_bad_config_or_checkpoint_path_stops_before_anything_is_written(tmp_pa
         with pytest.raises(SystemExit) as exit_info:
             tool.main(argv + ['--work-dir', str(work_dir)])
         assert exit_info.value.code == 2 and 'does not exist' in capsys.readouterr().err
+    # A checkpoint cut short by a killed save: read before anything is built or written.
+    truncated = tmp_path / 'truncated.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([str(REPO / PARNET), str(truncated), '--work-dir', str(work_dir)])
+    assert exit_info.value.code == 2 and 'is truncated' in capsys.readouterr().err.splitlines()[-1]
     assert not work_dir.exists()
 
 
