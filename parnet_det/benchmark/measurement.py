@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmdet.models.dense_heads import YOLOXHead
+
 from ..analysis import measure_depth
 from ..inference import DetectorEngine
 from ..models import build_detector, switch_to_deploy
@@ -75,6 +77,8 @@ class ModelBench:
             return 'checkpoint'
         if self.settings.candidates == 0:
             return 'initial head'
+        if not isinstance(getattr(self.model, 'bbox_head', None), YOLOXHead):
+            return 'initial head (the controlled workload is defined for YOLOX heads)'
         candidates, detections = control_yolox_workload(self.model, self.data['inputs'], self.settings.candidates)
         return f'controlled: {candidates} candidates, ~{detections} detections/img'
 

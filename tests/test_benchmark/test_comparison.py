@@ -170,3 +170,12 @@ def test_a_row_over_its_time_limit_is_kept_as_a_timeout_and_the_run_goes_on(tmp_
     statuses = [row['status'] for row in rows if row['mode'] != 'train_step']
     assert statuses == ['timeout', 'timeout'] and 'time limit' in rows[0]['error']
     assert '## Not measured' in (tmp_path / 'results.md').read_text()
+
+
+def test_a_detector_without_a_yolox_head_runs_with_its_own_head():
+    config = str(Path(__file__).resolve().parents[1] / 'data' / 'configs' / 'retinanet_parnet_tiny.py')
+    settings = BenchmarkSettings(resolutions=(64, ), batch_sizes=(1, ), **QUICK)
+    rows = run_benchmark(load_model_specs(config), settings, log=lambda line: None)
+    assert [row['status'] for row in rows] == ['ok', 'ok']
+    assert all(row['workload'].startswith('initial head') and row['nms_candidates_per_image'] is None
+               for row in rows)
