@@ -46,6 +46,7 @@ from parnet_det.benchmark import (
     add_baseline_ratios,
     add_variant_speedups,
     benchmark_meta,
+    check_forms,
     check_settings,
     check_train_settings,
     load_model_specs,
@@ -131,6 +132,9 @@ def main(argv=None):
         settings, training = settings_from_args(args)
         models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
         check_settings(settings)
+        check_forms(models, settings.forms)
+        if args.checkpoint is not None and training is not None:
+            raise ValueError('--mode train times a step from the initial weights: leave out CHECKPOINT')
         if training is not None:
             check_train_settings(training)
     except (FileNotFoundError, ValueError, RuntimeError) as err:

@@ -10,7 +10,7 @@ mmdet/eager/channels_last+cuda_graph, training at 640 px with the recipe's batch
 off/on); 'cpu' = 320/416/512 px, batch 1, fp32, mmdet/eager/channels_last, training at 320 px batch 2.
 
 Every row is appended to WORK_DIR/rows.jsonl as soon as it is measured; running the same command
-again measures only the rows it lacks (timed-out rows too with --retry-timeouts). Each row has its own
+again measures only the rows it lacks (timed-out or failed rows too with --retry-failed). Each row has its own
 time limit (--row-time-limit, else the preset's). At the end: results.{json,csv,md},
 fps_vs_resolution.png, regimes.md (each model's speed ratio to the baseline, per regime),
 latency_vs_resolution.png, throughput_vs_batch.png, and with --archive one .tar.gz of all of them.
@@ -22,8 +22,8 @@ import os.path as osp
 import sys
 import tarfile
 
-from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, run_matrix
-from parnet_det.utils.cli_args import positive_float
+from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
+from parnet_det.utils.cli_args import positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -37,7 +37,12 @@ def parse_args(argv=None):
                         help='config names under configs/ (default: the preset\'s; the baseline is added)')
     parser.add_argument('--device', help="override the preset's device (e.g. cuda:1)")
     parser.add_argument('--row-time-limit', type=positive_float, metavar='S', help="override the preset's")
-    parser.add_argument('--retry-timeouts', action='store_true', help='measure timed-out rows again')
+    parser.add_argument('--retry-failed', action='store_true', help='measure timed-out or failed rows again')
+    parser.add_argument('--resolutions', type=positive_int, nargs='+', metavar='SIDE',
+                        help="only these of the preset's input sides (e.g. the most important first, in a call of "
+                        'its own)')
+    parser.add_argument('--batch-sizes', type=positive_int, nargs='+', metavar='N', help="only these of the preset's")
+    parser.add_argument('--precisions', nargs='+', metavar='P', help="only these of the preset's")
     parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',
                         help='measure only the inference or only the training rows, or nothing (report: only '
                         'write the reports of the rows measured so far); the reports always cover all rows')
@@ -49,7 +54,7 @@ def preset_from_args(args):
     preset = PRESETS[args.preset]
     overrides = {key: value for key, value in (('device', args.device), ('row_time_limit_s', args.row_time_limit))
                  if value is not None}
-    inference = dataclasses.replace(preset.inference, **overrides)
+    inference = dataclasses.replace(preset.inference, **overrides, **subsets(preset.inference, args))
     training = dataclasses.replace(preset.training, **overrides)
     # A part left out measures nothing: no precision to measure at.
     if args.part in ('inference', 'report'):
@@ -66,6 +71,20 @@ def preset_from_args(args):
     return dataclasses.replace(preset, inference=inference, training=training, models=models)
 
 
+def subsets(settings, args) -> dict:
+    """The preset's resolutions, batch sizes and precisions narrowed to those asked for (each must be the preset's)."""
+    narrowed = {}
+    for field, asked in (('resolutions', args.resolutions), ('batch_sizes', args.batch_sizes),
+                         ('precisions', args.precisions)):
+        if asked:
+            unknown = [value for value in asked if value not in getattr(settings, field)]
+            if unknown:
+                raise ValueError(f'--{field.replace("_", "-")} {" ".join(map(str, unknown))}: not in the preset '
+                                 f'({" ".join(map(str, getattr(settings, field)))})')
+            narrowed[field] = tuple(asked)
+    return narrowed
+
+
 def write_archive(work_dir: str, archive: str) -> None:
     """``archive`` (.tar.gz) of the work dir's files, written under a temporary name and renamed."""
     partial = archive + '.part'
@@ -76,15 +95,14 @@ def write_archive(work_dir: str, archive: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with user_errors(FileNotFoundError, ValueError):
         preset = preset_from_args(args)
-        check_settings(preset.inference)
-        check_train_settings(preset.training)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
+        if args.part != 'report':  # the reports of a GPU run are written anywhere
+            check_settings(preset.inference)
+            check_train_settings(preset.training)
+        read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
-    for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_timeouts):
+    for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
         print(f'wrote {path}')
     if args.archive:
         write_archive(args.work_dir, args.archive)

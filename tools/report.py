@@ -18,11 +18,13 @@ from parnet_det.benchmark import (
     BASELINE,
     TRAIN_MODE,
     add_baseline_ratios,
+    latest_rows,
     ratio_tables,
     read_rows,
     regime_plots,
     training_estimates,
 )
+from parnet_det.benchmark.matrix import hardware_of
 from parnet_det.benchmark.paper_table import (
     merge,
     read_ap_results,
@@ -52,17 +54,18 @@ def parse_args(argv=None):
 
 
 def read_speed_rows(paths):
-    """Rows of results.json and rows.jsonl files, and the hardware they name."""
-    rows, devices = [], []
+    """Rows of results.json and rows.jsonl files (the last of each row retried), and the hardware they name."""
+    rows = []
     for path in paths:
         if path.endswith('.jsonl'):
             rows += read_rows(path)
-            devices += sorted({row['device'] for row in read_rows(path)})
         else:
-            rows += read_benchmark_rows([path])
             with open(path) as file:
-                devices.append(json.load(file)['environment']['Device'])
-    return rows, ', '.join(dict.fromkeys(devices))
+                hardware = json.load(file)['environment']['Device']
+            # Rows written before they named their hardware: the file's environment does.
+            rows += [dict(row, hardware=row.get('hardware') or hardware) for row in read_benchmark_rows([path])]
+    rows = latest_rows(rows)
+    return rows, hardware_of(rows)
 
 
 def main(argv=None):
@@ -81,8 +84,8 @@ def main(argv=None):
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     sections = ['# Speed against the baseline, per regime', '',
-                f'Hardware: {device}. Ratio = images/s over {args.baseline}\'s in the same regime and setting '
-                '(above 1: faster); the variant each model ran in brackets.', '', answer,
+                f'Hardware: {device}. Ratio = images/s over {args.baseline}\'s on the same hardware, in the '
+                'same regime and setting (above 1: faster); the variant each model ran in brackets.', '', answer,
                 '![latency against resolution](latency_vs_resolution.png)',
                 '![throughput against batch](throughput_vs_batch.png)', '']
     files = regime_plots(rows, device)

@@ -1,49 +1,60 @@
 #!/usr/bin/env bash
 # Every open GPU check, as ONE device-tool call of under 9 minutes (cp -r ../shared/device .device-kit first):
-#   carry: [".device-kit"], timeout_s: 560, command: bash docs/benchmarks/run_h100_matrix.sh
-# Dry run on the CPU: DEVICE=cpu PRESET=cpu MODELS="yolo_parnet_s_coco" TRAIN_LIMIT=60 INFER_LIMIT=60 \
-#   PYTHON=.venv/bin/python bash docs/benchmarks/run_h100_matrix.sh
+#   carry: [".device-kit"], timeout_s: 540, command: bash docs/benchmarks/run_h100_matrix.sh
+# Dry run on the CPU: DEVICE=cpu PRESET=cpu MODELS="yolo_parnet_s_coco" STAGES="320:1:fp32" TRAIN_LIMIT=60 \
+#   REST_LIMIT=30 PYTHON=.venv/bin/python bash docs/benchmarks/run_h100_matrix.sh
 #
 # 1. collect_env: "mmcv ops: usable (CPU and CUDA ...)" expected (issue 14: the probe crashed before);
 # 2. the CUDA tests of the engine: fast paths against eager with TF32 off, pinned-memory pre-processing (issue 14);
-# 3. training-step rows (issue 11: AMP fp16, 640 px, the recipe's batch of 8, with_cp off/on);
-# 4. the inference rows of tools/benchmark_matrix.py's gpu preset (issue 11), baseline and 640 px first;
-# 5. the reports (regimes.md: every model's ratio to the baseline per regime);
-# 6. end2end / network of the channels_last+cuda_graph rows against issue 14's 1.15 target.
-# Each step has its own time limit (at most 500 s in all, besides the kit's install). Rows go to $MATRIX_DIR/rows.jsonl as they are measured: a step cut
-# short keeps them, and the same call with the rows of an earlier call in docs/benchmarks/h100_matrix/
-# measures only the missing ones. Everything comes back as ONE archive, $OUT/h100_matrix.tar.gz
-# (only 8 files come back per call), and a compact summary on stdout.
+# 3. inference rows of tools/benchmark_matrix.py's gpu preset (issue 11), stage by stage, every model in each
+#    stage: 640 px batch 1 fp16 (the paper's regime), 640 px batch 32 fp16, then the rest of the matrix;
+# 4. training-step rows (issue 11: AMP fp16, 640 px, the recipe's batch of 8, with_cp off/on);
+# 5. the reports (regimes.md: every model's ratio to the baseline per regime; end2end / network of the fast
+#    path against issue 14's 1.15 target).
+# Rows go to work_dirs/h100_matrix/rows.jsonl as they are measured; after every step the whole folder is
+# packed again into $OUT/h100_matrix.tar.gz, the one file that comes back, so a call cut short keeps what it
+# measured. The same call again, with that archive unpacked into work_dirs/ first (or its rows.jsonl in
+# docs/benchmarks/h100_matrix/), measures only the missing rows. Step limits add up to 490 s, besides the
+# kit's install.
 set -uo pipefail
 PRESET=${PRESET:-gpu}
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-work_dirs/h100_matrix_out}
-MATRIX_DIR="$OUT/matrix"
+MATRIX_DIR=${MATRIX_DIR:-work_dirs/h100_matrix}
+STAGES=${STAGES:-"640:1:fp16 640:32:fp16"}
 MODEL_ARGS=()
 if [[ -n "${MODELS:-}" ]]; then MODEL_ARGS=(--models $MODELS); fi
 if [[ "$DEVICE" != cpu ]]; then
     source .device-kit/install.sh && export PYTHONPATH=$PWD:${PYTHONPATH:-}
 fi
-mkdir -p "$MATRIX_DIR"
+mkdir -p "$MATRIX_DIR" "$OUT"
 if [[ -f docs/benchmarks/h100_matrix/rows.jsonl && ! -f "$MATRIX_DIR/rows.jsonl" ]]; then
     cp docs/benchmarks/h100_matrix/rows.jsonl "$MATRIX_DIR/rows.jsonl"  # resume an earlier call's rows
 fi
-timeout 60 $PYTHON tools/collect_env.py > "$MATRIX_DIR/env.txt" 2>&1
+pack() { tar -czf "$OUT/h100_matrix.tar.gz.part" -C "$(dirname "$MATRIX_DIR")" "$(basename "$MATRIX_DIR")" \
+    && mv "$OUT/h100_matrix.tar.gz.part" "$OUT/h100_matrix.tar.gz"; }
+matrix() {  # time limit (s), then benchmark_matrix.py arguments; the full output goes to matrix.log
+    local limit=$1; shift
+    timeout "$limit" $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" \
+        --work-dir "$MATRIX_DIR" "${MODEL_ARGS[@]}" "$@" >> "$MATRIX_DIR/matrix.log" 2>&1
+    echo "step $* ended with $? after at most ${limit}s; $(wc -l < "$MATRIX_DIR/rows.jsonl" 2>/dev/null || echo 0) rows"
+    pack
+}
+timeout 30 $PYTHON tools/collect_env.py > "$MATRIX_DIR/env.txt" 2>&1
 grep -E '^(mmcv ops|Device|torch):' "$MATRIX_DIR/env.txt"
 if [[ "$DEVICE" != cpu ]]; then
-    timeout 90 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider 2>&1 | tail -5 \
-        | tee "$MATRIX_DIR/cuda_tests.txt"
+    timeout 80 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider > "$MATRIX_DIR/cuda_tests.txt" 2>&1
+    tail -3 "$MATRIX_DIR/cuda_tests.txt"
 fi
-matrix() {  # part, time limit (s)
-    timeout "$2" $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" --part "$1" \
-        --work-dir "$MATRIX_DIR" "${MODEL_ARGS[@]}" 2>&1 \
-        | grep --line-buffered -E '^\[|^error|rows in' >> "$MATRIX_DIR/progress.log"
-}
-matrix training "${TRAIN_LIMIT:-110}"
-matrix inference "${INFER_LIMIT:-180}"
-matrix report 60
-tail -3 "$MATRIX_DIR/progress.log"
+pack
+for stage in $STAGES; do  # side:batch:precision
+    IFS=: read -r side batch precision <<< "$stage"
+    matrix "${STAGE_LIMIT:-90}" --part inference --resolutions "$side" --batch-sizes "$batch" --precisions "$precision"
+done
+matrix "${TRAIN_LIMIT:-90}" --part training
+matrix "${REST_LIMIT:-90}" --part inference
+matrix 40 --part report
 $PYTHON - "$MATRIX_DIR/rows.jsonl" <<'PY' 2>&1 | tee "$MATRIX_DIR/end2end_vs_network.txt"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
@@ -55,5 +66,5 @@ for key, network in sorted(ms.items()):
         print(' '.join(map(str, key[:-1])), f'network {network:.2f} ms end2end/network {ratio:.3f}',
               'within 1.15' if ratio <= 1.15 else 'OVER 1.15')
 PY
-tar -czf "$OUT/h100_matrix.tar.gz" -C "$OUT" matrix
+pack
 sed -n '/^### /,$p' "$MATRIX_DIR/regimes.md" 2>/dev/null | head -40

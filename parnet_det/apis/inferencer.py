@@ -5,8 +5,8 @@
     report = MediaInferencer(predict, dataset_meta, 'out/')(['my_photos/', 'street.mp4'])
 
 Single-stage detectors run through :class:`~parnet_det.inference.DetectorEngine` (its fast
-paths apply); any other detector (two-stage) through mmdet's ``init_detector``
-/ ``inference_detector``, image by image.
+paths apply); any other detector (two-stage) through mmdet's
+``inference_detector``, image by image, built by :func:`~parnet_det.models.build_detector` (strict).
 """
 import json
 import os
@@ -22,13 +22,14 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-from mmdet.apis import inference_detector, init_detector
+from mmdet.apis import inference_detector
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
 
 from ..inference import BatchPreprocessor, InferenceOptions, VideoFrames, is_video, list_media, read_image
+from ..models.builder import build_detector
 from ..utils.config import load_config
 from ..utils.fileio import atomic_write
 from .inference import init_detector_engine
@@ -78,7 +79,8 @@ def load_predictor(config: str, checkpoint: str, device: str = 'cuda:0', cfg_opt
     if options != InferenceOptions():
         raise ValueError(f'{cfg.model.type} runs through mmdet (the engine runs single-stage detectors): '
                          'precision and fast paths do not apply; leave them out')
-    model = init_detector(cfg, checkpoint, device=device)
+    # The one build function, strict: mmdet's init_detector would go on with random weights on a mismatch.
+    model = build_detector(cfg, checkpoint, device)
     return (lambda images: inference_detector(model, images)), dataset_meta_for(cfg, model)
 
 

@@ -4,19 +4,28 @@ from .matrix import BASELINE, MATRIX_MODELS, PRESETS, MatrixPreset, read_rows, r
 from .measurement import build_form
 from .regimes import ratio_tables, regime_plots, select_regimes, training_estimates
 from .report import benchmark_meta, write_report
-from .rows import add_baseline_ratios, add_variant_speedups
-from .runner import format_progress, row_key, run_benchmark
-from .settings import FORMS, MMDET_VARIANT, MODES, BenchmarkSettings, ModelSpec, check_settings, load_model_specs
+from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
+from .runner import format_progress, run_benchmark
+from .settings import (
+                       FORMS,
+                       MMDET_VARIANT,
+                       MODES,
+                       BenchmarkSettings,
+                       ModelSpec,
+                       check_forms,
+                       check_settings,
+                       load_model_specs,
+)
 from .timing import PRECISIONS, PeakMemory, check_precisions, resolve_device, time_repeats
-from .training import TRAIN_MODE, TrainSettings, check_train_settings, run_training_benchmark
+from .training import TrainSettings, check_train_settings, run_training_benchmark
 from .workload import control_yolox_workload, count_candidates
 
 __all__ = [
     'BASELINE', 'FORMS', 'MATRIX_MODELS', 'MMDET_VARIANT', 'MODES', 'PRECISIONS', 'PRESETS', 'TRAIN_MODE',
     'BenchmarkSettings', 'MatrixPreset', 'ModelSpec', 'PeakMemory', 'TrainSettings', 'add_baseline_ratios',
-    'add_variant_speedups', 'benchmark_meta', 'build_form', 'check_precisions', 'check_settings',
-    'check_train_settings', 'control_yolox_workload', 'count_candidates', 'format_progress', 'load_model_specs',
-    'pack_images', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key', 'run_benchmark',
-    'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats', 'training_estimates',
-    'write_matrix_reports', 'write_report'
+    'add_variant_speedups', 'benchmark_meta', 'build_form', 'check_forms', 'check_precisions', 'check_settings',
+    'check_train_settings', 'control_yolox_workload', 'count_candidates', 'format_progress', 'latest_rows',
+    'load_model_specs', 'pack_images', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key',
+    'run_benchmark', 'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats',
+    'training_estimates', 'write_matrix_reports', 'write_report'
 ]

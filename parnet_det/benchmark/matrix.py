@@ -13,10 +13,10 @@ from typing import Callable, Dict, List, Sequence
 
 from .regimes import ratio_tables, regime_plots, training_estimates
 from .report import benchmark_meta, write_files, write_report
-from .rows import add_baseline_ratios, add_variant_speedups
-from .runner import row_key, run_benchmark
+from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
+from .runner import run_benchmark
 from .settings import BenchmarkSettings, load_model_specs
-from .training import TRAIN_MODE, TrainSettings, run_training_benchmark
+from .training import TrainSettings, run_training_benchmark
 
 BASELINE = 'yolo_cspdarknet53s_coco'
 # The baseline, ParNet-XL and XL-CSP (the paper's pair), ParNet-S and M (S has the baseline's backbone FLOPs at
@@ -92,9 +92,10 @@ def drop_cut_row(path: str) -> None:
     os.replace(partial, path)
 
 
-def done_keys(rows: Sequence[dict], retry_timeouts: bool = False) -> set:
-    """Keys of the rows a resumed run skips: all measured ones, and timed-out ones unless retried."""
-    return {row_key(row) for row in rows if row.get('status', 'ok') == 'ok' or not retry_timeouts}
+def done_keys(rows: Sequence[dict], retry_failed: bool = False) -> set:
+    """Keys of the rows a resumed run skips: all measured ones, and the timed-out or failed ones unless
+    retried."""
+    return {row_key(row) for row in latest_rows(rows) if row.get('status', 'ok') == 'ok' or not retry_failed}
 
 
 def row_appender(path: str) -> Callable[[dict], None]:
@@ -111,7 +112,7 @@ def row_appender(path: str) -> Callable[[dict], None]:
 
 
 def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Sequence[str],
-               retry_timeouts: bool = False, log: Callable[[str], None] = print) -> List[str]:
+               retry_failed: bool = False, log: Callable[[str], None] = print) -> List[str]:
     """Measure the rows of ``preset`` that ``work_dir/rows.jsonl`` lacks, then write the reports over all rows.
 
     Args:
@@ -119,7 +120,7 @@ def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Se
         config_dir (str): Where ``<model>.py`` configs are.
         work_dir (str): Keeps ``rows.jsonl`` (appended to) and the reports.
         command (Sequence[str]): The command line, for the report.
-        retry_timeouts (bool): Measure rows that timed out before again.
+        retry_failed (bool): Measure rows that timed out or failed before again.
         log (Callable): Receives progress lines.
 
     Returns:
@@ -128,14 +129,16 @@ def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Se
     specs = load_model_specs(*_model_configs(config_dir, preset.models))
     rows_path = osp.join(work_dir, 'rows.jsonl')
     drop_cut_row(rows_path)
-    done = done_keys(read_rows(rows_path), retry_timeouts)
+    done = done_keys(read_rows(rows_path), retry_failed)
     log(f'{len(done)} rows in {rows_path} already; measuring the rest')
     # Collected first: a failure there must not cost the measurements.
     meta = benchmark_meta(command, preset.inference, preset.baseline, preset.training)
     os.makedirs(work_dir, exist_ok=True)
     append = row_appender(rows_path)
-    run_benchmark(specs, preset.inference, log=log, on_row=append, done=done)
-    run_training_benchmark(specs, preset.training, log=log, on_row=append, done=done)
+    if preset.inference.precisions:  # none: this call only writes the reports
+        run_benchmark(specs, preset.inference, log=log, on_row=append, done=done)
+    if preset.training.precisions:
+        run_training_benchmark(specs, preset.training, log=log, on_row=append, done=done)
     return write_matrix_reports(work_dir, meta, read_rows(rows_path), preset.baseline)
 
 
@@ -145,14 +148,20 @@ def _model_configs(config_dir: str, models: Sequence[str]) -> tuple:
     return paths[0], None, paths[1:]
 
 
+def hardware_of(rows: Sequence[dict]) -> str:
+    """The hardware the rows were measured on, in words (several joined by '; ')."""
+    return '; '.join(dict.fromkeys(str(row.get('hardware') or row['device']) for row in rows)) or 'no rows'
+
+
 def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], baseline: str) -> List[str]:
     """results.* of :func:`~.report.write_report`, and regimes.md with the latency and throughput plots."""
+    rows = latest_rows(rows)
     add_baseline_ratios(rows, baseline)
     add_variant_speedups(rows, meta['settings']['variants'][0])
-    device = meta['environment']['Device']
-    answer = (f'# Detectors against {baseline}, per regime\n\nHardware: {device}. Ratio = images/s '
-              'over the baseline\'s in the same regime and setting (above 1: faster); the variant each model ran '
-              'in brackets.\n\n' + ratio_tables(rows, baseline))
+    device = hardware_of(rows)
+    answer = (f'# Detectors against {baseline}, per regime\n\nRatio = images/s over the baseline\'s on the same '
+              'hardware, in the same regime and setting (above 1: faster); the variant each model ran in '
+              'brackets.\n\n' + ratio_tables(rows, baseline))
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     return write_report(work_dir, meta, rows) + write_files(

@@ -11,11 +11,12 @@ from mmdet.models.dense_heads import YOLOXHead
 from ..analysis import measure_depth
 from ..inference import DetectorEngine
 from ..models import build_detector, switch_to_deploy
-from ..utils.time_limit import TimeLimitExceeded, time_limit
+from ..utils.time_limit import time_limit
 from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
+from .rows import failed_row_fields
 from .settings import BenchmarkSettings, ModelSpec
-from .timing import PeakMemory, autocast, summarize_ms, time_repeats
+from .timing import PeakMemory, autocast, hardware_name, summarize_ms, time_repeats
 from .variants import build_runner, timed_step
 from .workload import control_yolox_workload, count_candidates
 
@@ -113,7 +114,8 @@ class ModelBench:
         resolution, batch_size, variant, precision, mode = case
         self.at_setting(resolution, batch_size)
         row = dict(self.fields, **self.setting_fields, variant=variant, precision=precision,
-                   device=str(self.device), mode=mode, resolution=resolution, batch_size=batch_size)
+                   device=str(self.device), hardware=hardware_name(self.device), mode=mode, resolution=resolution,
+                   batch_size=batch_size)
         try:
             with time_limit(self.settings.row_time_limit_s):
                 runner = self.runner(variant, precision)
@@ -122,7 +124,7 @@ class ModelBench:
                 row['nms_candidates_per_image'] = self.count_candidates(precision)
                 row.update(measure(runner, mode, self.images, self.data, self.device, precision, self.settings),
                            status='ok')
-        except TimeLimitExceeded as timeout:
+        except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
             self.runners.pop((variant, precision), None)  # interrupted mid-call: not to be reused
-            row.update(status='timeout', error=str(timeout))
+            row.update(failed_row_fields(failure))
         return row

@@ -14,9 +14,8 @@ setting: above 1 the model is faster.
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plotting import finish_axes, new_figure, to_png
-from .rows import measured
+from .rows import TRAIN_MODE, measured
 from .settings import MODES
-from .training import TRAIN_MODE
 
 SETTING_KEYS = ('mode', 'precision', 'resolution', 'batch_size', 'with_cp')
 # The COCO recipe the training estimate is for: train2017's images, YOLOX's 300 epochs, 8 GPUs.
@@ -27,7 +26,7 @@ def _fastest(rows: List[dict]) -> Dict[tuple, dict]:
     """Per (model, setting), the row with the highest images/s."""
     best: Dict[tuple, dict] = {}
     for row in rows:
-        key = (row['model'], *(row.get(k) for k in SETTING_KEYS))
+        key = (row['model'], *(row.get(k) for k in SETTING_KEYS), row.get('hardware'))
         if key not in best or row['images_per_s'] > best[key]['images_per_s']:
             best[key] = row
     return best
@@ -52,7 +51,16 @@ def select_regimes(rows: List[dict]) -> List[Tuple[str, Dict[tuple, dict]]]:
 
 
 def ratio_tables(rows: List[dict], baseline: str) -> str:
-    """Markdown: per regime, the baseline's time and every other model's speed ratio to it."""
+    """Markdown: per hardware and regime, the baseline's time and every other model's speed ratio to it
+    (rows of different machines are never compared)."""
+    sections = []
+    for hardware in dict.fromkeys(row.get('hardware') for row in measured(rows)):
+        same = [row for row in rows if row.get('hardware') == hardware]
+        sections.append(f'## {hardware or "hardware not recorded"}\n\n' + _ratio_tables_on(same, baseline))
+    return '\n'.join(sections)
+
+
+def _ratio_tables_on(rows: List[dict], baseline: str) -> str:
     lines = []
     for title, chosen in select_regimes(rows):
         models = sorted({key[0] for key in chosen if key[0] != baseline})
@@ -66,7 +74,7 @@ def ratio_tables(rows: List[dict], baseline: str) -> str:
                 row = chosen.get((model, *setting))
                 cells.append('-' if row is None else
                              f'**{row["images_per_s"] / reference["images_per_s"]:.2f}** ({row["variant"]})')
-            mode, precision, resolution, batch, with_cp = setting
+            mode, precision, resolution, batch, with_cp, _ = setting  # the last: the one hardware
             lines.append(f'| {mode} | {precision} | {resolution} | {batch} | {"-" if with_cp is None else with_cp} | '
                          f'{reference["ms_per_batch_median"]:.2f} ({reference["variant"]}) | ' + ' | '.join(cells)
                          + ' |')
@@ -116,6 +124,9 @@ def regime_plots(rows: List[dict], device: str) -> Dict[str, bytes]:
     """``latency_vs_resolution.png`` (batch 1) and ``throughput_vs_batch.png`` (at 640 px or the largest size
     below), each at the lowest precision measured, fastest variant per point."""
     ok = [row for row in measured(rows) if row['mode'] in MODES]
+    # One machine per plot: the first one the rows name.
+    first = next((row.get('hardware') for row in ok), None)
+    ok = [row for row in ok if row.get('hardware') == first]
     precision = _preferred({row['precision'] for row in ok}, ('fp16', 'bf16', 'fp32'))
     resolutions = {row['resolution'] for row in ok}
     resolution = max((r for r in resolutions if r <= 640), default=min(resolutions, default=None))

@@ -1,12 +1,16 @@
 """What the rows of a benchmark mean, and the ratios between them."""
 from typing import List, Optional, Sequence
 
-from .training import TRAIN_MODE
+from ..utils.time_limit import TimeLimitExceeded
+
+TRAIN_MODE = 'train_step'
+# What identifies a row: a resumed run measures only the keys it does not have yet.
+ROW_KEY_FIELDS = ('hardware', 'model', 'form', 'variant', 'precision', 'resolution', 'batch_size', 'mode', 'with_cp')
 
 # Rows compared with the baseline agree on all of these.
-RATIO_MATCH_KEYS = ('resolution', 'batch_size', 'precision', 'form', 'mode', 'variant', 'with_cp')
+RATIO_MATCH_KEYS = ('hardware', 'resolution', 'batch_size', 'precision', 'form', 'mode', 'variant', 'with_cp')
 # Rows compared with the reference variant (the first of --variants) agree on all of these.
-VARIANT_MATCH_KEYS = ('model', 'resolution', 'batch_size', 'precision', 'form', 'mode', 'with_cp')
+VARIANT_MATCH_KEYS = ('hardware', 'model', 'resolution', 'batch_size', 'precision', 'form', 'mode', 'with_cp')
 MODE_TITLES = {
     'network': ('Network only (on a pre-processed batch on the device: backbone + neck + head; the engine '
                 'variants also decode the boxes, before NMS)'),
@@ -15,6 +19,24 @@ MODE_TITLES = {
     TRAIN_MODE: ('Training step (data pre-processing, forward, loss, backward, optimizer step; AMP for fp16/bf16; '
                  'the batch already in memory)'),
 }
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(row.get(field) for field in ROW_KEY_FIELDS)
+
+
+def failed_row_fields(failure: Exception) -> dict:
+    """What a row that could not be measured keeps instead of its timing: ``status`` ('timeout' or
+    'error') and ``error``."""
+    if isinstance(failure, TimeLimitExceeded):
+        return dict(status='timeout', error=str(failure))
+    return dict(status='error', error=f'{type(failure).__name__}: {failure}'.splitlines()[0])
+
+
+def latest_rows(rows: List[dict]) -> List[dict]:
+    """One row per :func:`row_key`, the last one written (a retried row replaces its failure), in order."""
+    latest = {row_key(row): row for row in rows}
+    return [row for row in rows if latest[row_key(row)] is row]
 
 
 def measured(rows: List[dict]) -> List[dict]:

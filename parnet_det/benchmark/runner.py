@@ -9,14 +9,9 @@ from typing import Callable, Collection, List, Optional, Sequence
 import torch
 
 from .measurement import ModelBench
+from .rows import row_key
 from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
-
-# What identifies a row: a resumed run measures only the keys it does not have yet.
-ROW_KEY_FIELDS = ('model', 'form', 'variant', 'precision', 'resolution', 'batch_size', 'mode', 'with_cp')
-
-
-def row_key(row: dict) -> tuple:
-    return tuple(row.get(field) for field in ROW_KEY_FIELDS)
+from .timing import hardware_name
 
 
 def _cases(settings: BenchmarkSettings) -> List[tuple]:
@@ -24,10 +19,10 @@ def _cases(settings: BenchmarkSettings) -> List[tuple]:
     return list(product(settings.resolutions, settings.batch_sizes, settings.variants, settings.precisions, MODES))
 
 
-def _case_key(spec: ModelSpec, form: str, case: tuple) -> tuple:
+def _case_key(spec: ModelSpec, form: str, case: tuple, hardware: str) -> tuple:
     resolution, batch_size, variant, precision, mode = case
-    return row_key(dict(model=spec.name, form=form, variant=variant, precision=precision, resolution=resolution,
-                        batch_size=batch_size, mode=mode))
+    return row_key(dict(hardware=hardware, model=spec.name, form=form, variant=variant, precision=precision,
+                        resolution=resolution, batch_size=batch_size, mode=mode))
 
 
 def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log: Callable[[str], None] = print,
@@ -61,7 +56,7 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels during warm-up
     done = set(done)
     pending = [(spec, form, case) for spec in models for form in settings.forms for case in _cases(settings)
-               if _case_key(spec, form, case) not in done]
+               if _case_key(spec, form, case, hardware_name(device)) not in done]
     rows = []
     for _, group in groupby(pending, key=lambda item: (id(item[0]), item[1])):
         group = list(group)

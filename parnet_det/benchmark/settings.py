@@ -27,11 +27,14 @@ class ModelSpec:
         config (str): Path of its config.
         cfg (Config): The loaded config, ``--cfg-options`` applied.
         checkpoint (str, optional): Weights to load before folding.
+        folded (bool): The model is built folded (``deploy=True`` in the config, or a deploy checkpoint of
+            ``tools/reparameterize.py``): it has no training form.
     """
     name: str
     config: str
     cfg: Config
     checkpoint: Optional[str] = None
+    folded: bool = False
 
 
 @dataclass
@@ -89,15 +92,26 @@ def load_model_specs(config: str, checkpoint: Optional[str] = None, baselines: S
         CheckpointError: The checkpoint is not readable (see
             :func:`~parnet_det.utils.checkpoint.load_checkpoint_file`).
     """
-    if checkpoint is not None:
-        load_checkpoint_file(checkpoint)  # missing, empty, truncated or unsafe: said now, not after the build
+    # Missing, empty, truncated or unsafe: said now, not after the build.
+    meta = (load_checkpoint_file(checkpoint).get('meta') or {}) if checkpoint is not None else {}
+    deploy_checkpoint = bool(meta.get('deploy'))
     specs = []
     for path, weights in [(config, checkpoint)] + [(baseline, None) for baseline in baselines]:
         if not osp.isfile(path):
             raise FileNotFoundError(f'config {path} does not exist')
         name = osp.splitext(osp.basename(path))[0]
-        specs.append(ModelSpec(name=name, config=path, cfg=load_config(path, cfg_options), checkpoint=weights))
+        cfg = load_config(path, cfg_options)
+        folded = bool(cfg.model.get('backbone', {}).get('deploy')) or (weights is not None and deploy_checkpoint)
+        specs.append(ModelSpec(name=name, config=path, cfg=cfg, checkpoint=weights, folded=folded))
     return specs
+
+
+def check_forms(models: Sequence[ModelSpec], forms: Sequence[str]) -> None:
+    """Refuse the training form of a model that is built folded: its rows would be mislabelled."""
+    folded = [spec.name for spec in models if spec.folded]
+    if 'train' in forms and folded:
+        raise ValueError(f'form "train" asked for, but {", ".join(folded)} is built folded (deploy=True or a deploy '
+                         'checkpoint); measure --forms deploy, or give the training checkpoint')
 
 
 def check_settings(settings: BenchmarkSettings) -> torch.device:

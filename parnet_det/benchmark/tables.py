@@ -2,9 +2,8 @@
 from typing import List
 
 from .model_stats import PARTS
-from .rows import MODE_TITLES, measured
+from .rows import MODE_TITLES, TRAIN_MODE, measured
 from .settings import MODES
-from .training import TRAIN_MODE
 
 
 def _ratio_cells(row: dict) -> List[str]:

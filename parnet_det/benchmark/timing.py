@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..inference.fast_paths import PRECISION_DTYPES, check_precision
+from ..utils.collect_env import cpu_model
 from ..utils.device import check_device
 
 # Precision name -> dtype; fp32 runs without autocast.
@@ -23,6 +24,13 @@ def resolve_device(device: str) -> torch.device:
     if parsed.type not in ('cpu', 'cuda'):
         raise ValueError(f'--device {device}: only cpu and cuda are supported')
     return parsed
+
+
+def hardware_name(device: torch.device) -> str:
+    """The hardware a row was measured on, in words: the GPU's name, or the CPU's model and torch's threads."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'{cpu_model()}, {torch.get_num_threads()} threads'
 
 
 def check_precisions(device: torch.device, precisions: Sequence[str]) -> None:

@@ -24,14 +24,12 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 
-from ..utils.time_limit import TimeLimitExceeded, time_limit
+from ..utils.time_limit import time_limit
 from .inputs import synthetic_images
 from .model_stats import parameters_by_part
-from .runner import row_key
+from .rows import TRAIN_MODE, failed_row_fields, row_key
 from .settings import ModelSpec
-from .timing import PeakMemory, check_precisions, resolve_device, summarize_ms, time_repeats
-
-TRAIN_MODE = 'train_step'
+from .timing import PeakMemory, check_precisions, hardware_name, resolve_device, summarize_ms, time_repeats
 
 
 @dataclass
@@ -145,7 +143,7 @@ def run_training_benchmark(models: Sequence[ModelSpec], settings: TrainSettings,
         for precision in settings.precisions:
             for with_cp in settings.with_cp:
                 row = dict(model=spec.name, config=spec.config, checkpoint=None, form='train', variant='mmdet',
-                           precision=precision, device=str(device), mode=TRAIN_MODE,
+                           precision=precision, device=str(device), hardware=hardware_name(device), mode=TRAIN_MODE,
                            resolution=settings.resolution, batch_size=settings.batch_size, with_cp=with_cp)
                 if settings.batch_size is None:
                     row['batch_size'] = spec.cfg.train_dataloader.batch_size
@@ -154,8 +152,8 @@ def run_training_benchmark(models: Sequence[ModelSpec], settings: TrainSettings,
                 try:
                     with time_limit(settings.row_time_limit_s):
                         row.update(_measure_step(spec, settings, precision, with_cp, device), status='ok')
-                except TimeLimitExceeded as timeout:
-                    row.update(status='timeout', error=str(timeout))
+                except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
+                    row.update(failed_row_fields(failure))
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)

@@ -52,14 +52,18 @@ def _standardize(convs: List[nn.Conv2d], logits: List[torch.Tensor], std: float)
 
 
 def _bisect(count, target: float, increasing: bool, low: float, high: float, steps: int) -> float:
-    """The x in [low, high] where the monotonic ``count(x)`` reaches ``target``, to (high - low) / 2^steps."""
+    """The x in [low, high] where the monotonic ``count(x)`` comes nearest ``target``, to (high - low) / 2^steps.
+
+    ``count`` may jump (many boxes cross a threshold at once): of the two ends of the last bracket, the one
+    whose count is nearer the target wins.
+    """
     for _ in range(steps):
         middle = (low + high) / 2
         if (count(middle) < target) == increasing:
             low = middle
         else:
             high = middle
-    return high if increasing else low
+    return min((low, high), key=lambda x: abs(count(x) - target))
 
 
 def control_yolox_workload(model: nn.Module, inputs: torch.Tensor, candidates: int,

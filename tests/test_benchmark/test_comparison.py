@@ -1,6 +1,7 @@
 """The fair comparison: controlled post-processing work, training throughput, the resumable matrix and the
 per-regime answer."""
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from parnet_det.benchmark import (
     control_yolox_workload,
     count_candidates,
     load_model_specs,
+    measurement,
     pack_images,
     read_rows,
     run_benchmark,
@@ -42,7 +44,7 @@ def test_two_different_random_detectors_get_the_same_post_processing_work():
         assert row['workload'].startswith('controlled: 1000 candidates')  # 2100 priors at 320 px: under half
         # Calibrated on the timed batch itself: the targets up to ties between equal scores and box sizes.
         assert abs(row['nms_candidates_per_image'] - 1000) <= 2
-        assert abs(row['detections_per_image'] - 100) <= 5
+        assert abs(row['detections_per_image'] - 100) <= 3
 
 
 def test_with_a_checkpoint_the_real_outputs_are_used(tmp_path):
@@ -99,6 +101,13 @@ def _tiny_preset(row_time_limit_s=None) -> MatrixPreset:
         training=TrainSettings(resolution=64, batch_size=2, precisions=('fp32', ), with_cp=(False, ), device='cpu',
                                **QUICK),
         models=(PARNET, BASELINE), baseline=BASELINE)
+
+
+def matrix_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_matrix_tool', REPO / 'tools' / 'benchmark_matrix.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
 
 
 class _Interrupted(Exception):
@@ -179,3 +188,35 @@ def test_a_detector_without_a_yolox_head_runs_with_its_own_head():
     assert [row['status'] for row in rows] == ['ok', 'ok']
     assert all(row['workload'].startswith('initial head') and row['nms_candidates_per_image'] is None
                for row in rows)
+
+
+def test_a_row_that_fails_is_kept_and_the_run_goes_on(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError('CUDA out of memory (simulated)\nmore lines')
+
+    monkeypatch.setattr(measurement, 'measure', out_of_memory)
+    specs = load_model_specs(str(DEMO / f'{BASELINE}.py'))
+    rows = run_benchmark(specs, BenchmarkSettings(resolutions=(64, ), **QUICK), log=lambda line: None)
+    assert [(row['status'], row['error']) for row in rows] == [
+        ('error', 'RuntimeError: CUDA out of memory (simulated)')] * 2
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_with_cp_reaches_the_backbone(with_cp):
+    cfg = training_config(load_config(str(DEMO / f'{PARNET}.py')), 'fp32', with_cp=with_cp)
+    backbone = MODELS.build(cfg.model).backbone
+    assert any(getattr(module, 'with_cp', False) for module in backbone.modules()) == with_cp
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--resolutions', '999'], '--resolutions 999: not in the preset'),
+    (['--models', 'no_such_model'], 'no config configs/no_such_model.py'),
+    ([], 'is not a JSON row'),
+])
+def test_the_matrix_tool_refuses_bad_input_before_measuring(tmp_path, capsys, argv, message):
+    (tmp_path / 'rows.jsonl').write_text('not json\n{"model": 1}\n')  # foreign: only the last line may be cut
+    with pytest.raises(SystemExit) as exit_info:
+        matrix_tool().main(['--preset', 'cpu', '--work-dir', str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['rows.jsonl']

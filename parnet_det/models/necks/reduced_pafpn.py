@@ -24,7 +24,7 @@ class ReducedYOLOXPAFPN(YOLOXPAFPN):
     puts ParNet under a "reduced neck" without saying more; this is the
     smallest one that makes the comparison like for like. The reductions use
     the PAFPN's conv, norm and activation settings, so their BatchNorms
-    fold like the PAFPN's (:func:`~parnet_det.deploy.fold_conv_module_norms`).
+    fold like the PAFPN's (:func:`~parnet_det.models.reparameterize.fold_conv_module_norms`).
 
     Args:
         in_channels (Sequence[int]): Backbone output widths, one per level.
