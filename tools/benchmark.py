@@ -56,7 +56,7 @@ from parnet_det.benchmark import (
 )
 from parnet_det.benchmark.matrix import row_appender
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
-from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int
+from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -128,7 +128,7 @@ def settings_from_args(args):
 def main(argv=None):
     args = parse_args(argv)
     # Refuse what cannot run before measuring anything, and before any output exists.
-    try:
+    with user_errors(FileNotFoundError, ValueError):
         settings, training = settings_from_args(args)
         models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
         check_settings(settings)
@@ -137,9 +137,6 @@ def main(argv=None):
             raise ValueError('--mode train times a step from the initial weights: leave out CHECKPOINT')
         if training is not None:
             check_train_settings(training)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
     work_dir = args.work_dir or osp.join('work_dirs', 'benchmark', time.strftime('%Y%m%d_%H%M%S'))
     baseline = models[1].name if args.baseline else None
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
