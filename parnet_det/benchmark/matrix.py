@@ -11,6 +11,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
+from ..utils.fileio import atomic_write
 from .regimes import ratio_tables, regime_plots, training_estimates
 from .report import benchmark_meta, write_files, write_report
 from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
@@ -76,7 +77,7 @@ def read_rows(path: str) -> List[dict]:
 def drop_cut_row(path: str) -> None:
     """Remove a last line cut off mid-write (the run was killed), so that new rows start on a line of their own.
 
-    The file is rewritten under a temporary name and renamed: a second kill leaves the old or the new file.
+    The file is rewritten atomically: a second kill leaves the old or the new file.
     """
     if not osp.isfile(path):
         return
@@ -84,12 +85,8 @@ def drop_cut_row(path: str) -> None:
         content = file.read()
     if not content or content.endswith(b'\n'):
         return
-    partial = path + '.part'
-    with open(partial, 'wb') as file:
+    with atomic_write(path) as file:
         file.write(content[:content.rfind(b'\n') + 1])
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
 
 
 def done_keys(rows: Sequence[dict], retry_failed: bool = False) -> set:
@@ -108,7 +105,6 @@ def row_appender(path: str) -> Callable[[dict], None]:
             os.fsync(file.fileno())
 
     return append
-
 
 
 def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Sequence[str],

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..utils.collect_env import collect_env
+from ..utils.fileio import atomic_write
 from .plotting import finish_axes, new_figure, to_png
 from .rows import MODE_TITLES, measured
 from .settings import MODES
@@ -95,15 +96,14 @@ def render_plot(rows: List[dict], title: str) -> bytes:
 
 
 def write_files(work_dir: str, contents: Dict[str, bytes]) -> List[str]:
-    """Write each ``name: content`` into ``work_dir`` under a temporary name, then rename: a failure leaves
-    no half-written file. Returns the paths."""
+    """Write each ``name: content`` into ``work_dir`` (:func:`~parnet_det.utils.fileio.atomic_write`: a failure
+    leaves no half-written file). Returns the paths."""
     os.makedirs(work_dir, exist_ok=True)
     paths = []
     for name, content in contents.items():
         path = osp.join(work_dir, name)
-        with open(path + '.part', 'wb') as file:
+        with atomic_write(path) as file:
             file.write(content)
-        os.replace(path + '.part', path)
         paths.append(path)
     return paths
 

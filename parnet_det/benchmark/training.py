@@ -17,13 +17,12 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 
+from ..models import build_detector
 from ..utils.time_limit import time_limit
 from .inputs import synthetic_images
 from .model_stats import parameters_by_part
@@ -94,9 +93,8 @@ def training_config(cfg: Config, precision: str, with_cp: bool) -> Config:
 def _measure_step(spec: ModelSpec, settings: TrainSettings, precision: str, with_cp: bool,
                   device: torch.device) -> dict:
     cfg = training_config(spec.cfg, precision, with_cp)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).to(device).train()
+    model = build_detector(cfg, device=device).train()
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # the optimizer's builder logs one line per parameter
