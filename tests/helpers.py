@@ -1,6 +1,11 @@
 """Helpers shared by the tests (fixtures are in conftest.py)."""
+import importlib.util
+from pathlib import Path
+
 import torch
 from mmengine.structures import InstanceData
+
+REPO = Path(__file__).resolve().parents[1]
 
 # A ParNet small enough for CPU tests of whole detectors; the real presets are
 # tested in test_models/test_parnet.py.
@@ -52,3 +57,11 @@ def head_outputs(model, data):
         proposals = [InstanceData(bboxes=b) for b in boxes]
         outputs += list(model.roi_head.forward(features, proposals, batch['data_samples']))
     return outputs
+
+
+def load_tool(relative_path: str):
+    """A command-line tool of tools/ as a module (its ``main(argv)`` callable in this process)."""
+    spec = importlib.util.spec_from_file_location(Path(relative_path).stem + '_tool', REPO / 'tools' / relative_path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool

@@ -1,7 +1,6 @@
 """The fair comparison: controlled post-processing work, training throughput, the resumable matrix and the
 per-regime answer."""
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from parnet_det.benchmark import (
     synthetic_images,
 )
 from parnet_det.benchmark.training import synthetic_training_batch, training_config
+
+from ..helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs' / 'demo'
@@ -101,13 +102,6 @@ def _tiny_preset(row_time_limit_s=None) -> MatrixPreset:
         training=TrainSettings(resolution=64, batch_size=2, precisions=('fp32', ), with_cp=(False, ), device='cpu',
                                **QUICK),
         models=(PARNET, BASELINE), baseline=BASELINE)
-
-
-def matrix_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_matrix_tool', REPO / 'tools' / 'benchmark_matrix.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 class _Interrupted(Exception):
@@ -216,7 +210,7 @@ def test_with_cp_reaches_the_backbone(with_cp):
 def test_the_matrix_tool_refuses_bad_input_before_measuring(tmp_path, capsys, argv, message):
     (tmp_path / 'rows.jsonl').write_text('not json\n{"model": 1}\n')  # foreign: only the last line may be cut
     with pytest.raises(SystemExit) as exit_info:
-        matrix_tool().main(['--preset', 'cpu', '--work-dir', str(tmp_path), *argv])
+        load_tool('benchmark_matrix.py').main(['--preset', 'cpu', '--work-dir', str(tmp_path), *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err.splitlines()[-1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ['rows.jsonl']

@@ -1,6 +1,5 @@
 """ONNX export of the tiny YOLO detector: onnxruntime gives PyTorch's boxes, scores and detections."""
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from parnet_det.apis import load_config
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx, reparameterize_checkpoint
 from parnet_det.inference import BatchPreprocessor, PreprocessSettings, postprocess_dense_detections
 
-from ..helpers import TINY_ARCH, randomize_norm_stats, spread_yolox_scores
+from ..helpers import TINY_ARCH, load_tool, randomize_norm_stats, spread_yolox_scores
 
 onnx = pytest.importorskip('onnx', reason='ONNX export needs requirements/deploy.txt')
 ort = pytest.importorskip('onnxruntime', reason='the ONNX check needs requirements/deploy.txt')
@@ -40,13 +39,6 @@ CLI_CFG_OPTIONS = [f'{key}={value}' for key, value in CFG_OPTIONS.items()]
 # fp32 itself is ~3e-4 px and ~2e-6 off fp64 (channels-last ~3e-4 px off contiguous): room for other
 # CPUs' rounding, and far below what a wrong channel order gives (~60 px).
 BOX_ATOL, SCORE_ATOL = 5e-3, 1e-4
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('export_onnx_tool', REPO / 'tools' / 'deploy' / 'export_onnx.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def calibrate_norm_stats(model, inputs):
@@ -155,7 +147,8 @@ def test_the_check_fails_when_the_file_and_the_module_differ(exported):
 def test_cli_exports_a_deploy_checkpoint_and_its_check_passes(checkpoints, tmp_path, capsys):
     out = tmp_path / 'deploy.onnx'
     out.write_bytes(b'an older export')  # replaced once the export has succeeded
-    _load_tool().main([CONFIG, checkpoints[1], str(out), '--shape', '128', '160', '--cfg-options', *CLI_CFG_OPTIONS])
+    load_tool('deploy/export_onnx.py').main([CONFIG, checkpoints[1], str(out), '--shape', '128', '160',
+                                             '--cfg-options', *CLI_CFG_OPTIONS])
     stdout = capsys.readouterr().out
     assert f'wrote {out}' in stdout and 'passed' in stdout and 'FAILED' not in stdout
     assert 'detections after NMS per image: onnx' in stdout
@@ -170,7 +163,7 @@ def test_missing_checkpoint_is_refused_and_out_is_untouched(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         export_onnx(CONFIG, str(tmp_path / 'missing.pth'), str(out))
     with pytest.raises(SystemExit) as exit_info:
-        _load_tool().main([CONFIG, str(tmp_path / 'missing.pth'), str(out)])
+        load_tool('deploy/export_onnx.py').main([CONFIG, str(tmp_path / 'missing.pth'), str(out)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f'error: checkpoint {tmp_path / "missing.pth"} does not exist'
     assert out.read_bytes() == b'keep' and len(list(tmp_path.iterdir())) == 1

@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from parnet_det.benchmark import check_precisions, pack_images, resolve_device, 
 from parnet_det.benchmark.variants import timed_step
 from parnet_det.models import switch_to_deploy
 
-from ..helpers import randomize_norm_stats, relative_error
+from ..helpers import load_tool, randomize_norm_stats, relative_error
 
 REPO = Path(__file__).resolve().parents[2]
 PARNET = 'configs/demo/yolo_parnet_tiny_synthetic.py'
@@ -23,11 +22,6 @@ RESULT_FILES = ('results.json', 'results.csv', 'results.md', 'fps_vs_resolution.
 CPU = torch.device('cpu')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', REPO / 'tools' / 'benchmark.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope='module')
@@ -105,7 +99,7 @@ def test_ratios_are_against_the_first_baseline_at_the_same_setting(cli_run):
 
 def test_variants_are_measured_and_compared_with_the_first(tmp_path):
     work_dir = tmp_path / 'variants'
-    _load_tool().main([str(REPO / PARNET), '--variants', 'mmdet', 'eager', 'streams+channels_last',
+    load_tool('benchmark.py').main([str(REPO / PARNET), '--variants', 'mmdet', 'eager', 'streams+channels_last',
                        '--resolutions', '64', '--batch-sizes', '2', '--warmup', '1', '--iters', '1', '--repeats', '2',
                        '--threads', '1', '--work-dir', str(work_dir)])
     rows = json.loads((work_dir / 'results.json').read_text())['rows']
@@ -135,7 +129,7 @@ def test_variants_are_measured_and_compared_with_the_first(tmp_path):
 def test_impossible_variants_stop_before_anything_is_written(tmp_path, capsys, variants, message):
     work_dir = tmp_path / 'out'
     with pytest.raises(SystemExit) as exit_info:
-        _load_tool().main([str(REPO / PARNET), '--variants', *variants, '--work-dir', str(work_dir)])
+        load_tool('benchmark.py').main([str(REPO / PARNET), '--variants', *variants, '--work-dir', str(work_dir)])
     assert exit_info.value.code == 2 and not work_dir.exists()
     error = capsys.readouterr().err.splitlines()[-1]  # after any third-party warnings
     assert error.startswith('error: ') and message in error
@@ -172,7 +166,7 @@ def test_deploy_and_train_forms_predict_the_same(tmp_path):
 
 
 def test_a_bad_config_or_checkpoint_path_stops_before_anything_is_written(tmp_path, capsys):
-    tool = _load_tool()
+    tool = load_tool('benchmark.py')
     work_dir = tmp_path / 'out'
     for argv in ([str(REPO / 'configs/no_such_config.py')],
                  [str(REPO / PARNET), '--baseline', str(REPO / 'configs/no_such_baseline.py')],
@@ -191,7 +185,7 @@ def test_a_bad_config_or_checkpoint_path_stops_before_anything_is_written(tmp_pa
 
 
 def test_an_unknown_precision_is_an_argparse_error(capsys):
-    tool = _load_tool()
+    tool = load_tool('benchmark.py')
     with pytest.raises(SystemExit) as exit_info:
         tool.parse_args([PARNET, '--precision', 'fp32', 'fp8'])
     assert exit_info.value.code == 2
@@ -208,7 +202,8 @@ def test_fp16_on_the_cpu_and_cuda_without_a_gpu_are_refused(tmp_path):
         with pytest.raises(ValueError, match='no CUDA GPU is visible|built without CUDA'):
             resolve_device('cuda')
         with pytest.raises(SystemExit) as exit_info:
-            _load_tool().main([str(REPO / PARNET), '--device', 'cuda', '--work-dir', str(tmp_path / 'out')])
+            load_tool('benchmark.py').main([str(REPO / PARNET), '--device', 'cuda',
+                                            '--work-dir', str(tmp_path / 'out')])
         assert exit_info.value.code == 2 and not (tmp_path / 'out').exists()
 
 
