@@ -1,5 +1,6 @@
 import logging
 import os
+import shutil
 
 import pytest
 import torch
@@ -30,6 +31,14 @@ def tiny_coco(tmp_path_factory):
     """A few generated COCO-format images, shared by the tests of a session."""
     return generate_synthetic_coco(str(tmp_path_factory.mktemp('tiny_coco')), num_train=8, num_val=4,
                                    image_size=128, seed=0)
+
+
+@pytest.fixture
+def data_root(tiny_coco, tmp_path):
+    """A private copy of the generated dataset, to break."""
+    root = str(tmp_path / 'coco')
+    shutil.copytree(tiny_coco['data_root'], root)
+    return root
 
 
 @pytest.fixture

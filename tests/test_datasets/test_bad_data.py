@@ -1,7 +1,6 @@
 """Bad data is reported with its file name: skipped in training, an error in evaluation."""
 import json
 import os.path as osp
-import shutil
 
 import pytest
 
@@ -10,14 +9,8 @@ from mmdet.registry import DATASETS
 from parnet_det.datasets import CheckedLoadImageFromFile
 
 
-def _copy(tiny_coco, tmp_path):
-    root = str(tmp_path / 'coco')
-    shutil.copytree(tiny_coco['data_root'], root)
-    return root
-
-
-def test_corrupt_image_is_skipped_with_a_warning_in_training(tiny_coco, tmp_path, warnings_logged):
-    root = _copy(tiny_coco, tmp_path)
+def test_corrupt_image_is_skipped_with_a_warning_in_training(tiny_coco, data_root, warnings_logged):
+    root = data_root
     with open(osp.join(root, 'annotations/instances_train.json')) as f:
         first_image = json.load(f)['images'][0]['file_name']
     with open(osp.join(root, 'train', first_image), 'wb') as f:
@@ -38,8 +31,8 @@ def test_corrupt_image_stops_evaluation_naming_the_file(tmp_path):
         CheckedLoadImageFromFile(on_error='raise')(dict(img_path=str(bad)))
 
 
-def test_invalid_boxes_are_reported_with_the_file_name(tiny_coco, tmp_path, warnings_logged):
-    root = _copy(tiny_coco, tmp_path)
+def test_invalid_boxes_are_reported_with_the_file_name(tiny_coco, data_root, warnings_logged):
+    root = data_root
     ann_path = osp.join(root, 'annotations/instances_train.json')
     with open(ann_path) as f:
         content = json.load(f)

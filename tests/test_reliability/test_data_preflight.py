@@ -1,7 +1,6 @@
 """Pre-flight checks of classes, heads and boxes against the annotation files (generated COCO data)."""
 import json
 import os
-import shutil
 
 import pytest
 from mmengine.config import Config
@@ -14,14 +13,6 @@ from .helpers import run_tool
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 COCO_CONFIG = 'configs/yolo_parnet_xl_coco.py'
-
-
-@pytest.fixture
-def data_root(tiny_coco, tmp_path):
-    """A private copy of the generated dataset, to break."""
-    root = str(tmp_path / 'coco')
-    shutil.copytree(tiny_coco['data_root'], root)
-    return root
 
 
 def edit_annotations(root, split, edit):
