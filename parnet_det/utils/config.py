@@ -1,8 +1,10 @@
 """Reading configs: the file with ``--cfg-options``, and the one walk through dataset wrappers and pipelines."""
 import os.path as osp
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+
+from mmdet.registry import DATASETS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -43,3 +45,31 @@ def dataset_pipeline(dataset_cfg) -> list:
 def pipeline_step(pipeline: list, step_type: str) -> Optional[dict]:
     """The first step of ``step_type`` in ``pipeline``, or None."""
     return next((step for step in pipeline if step['type'] == step_type), None)
+
+
+def config_class_names(cfg: Config, split: str = 'test_dataloader') -> Optional[Tuple[str, ...]]:
+    """The class names a config's ``split`` dataset uses: its ``metainfo.classes``, else its dataset type's
+    default ``METAINFO`` (e.g. ``CocoDataset``'s 80 names); None when the config has no such dataset."""
+    dataloader = cfg.get(split)
+    if not dataloader or 'dataset' not in dataloader:
+        return None
+    for dataset in leaf_datasets(dataloader['dataset']):
+        classes = (dataset.get('metainfo') or {}).get('classes')
+        if classes is None:
+            dataset_type = DATASETS.get(dataset['type']) if isinstance(dataset['type'], str) else dataset['type']
+            classes = getattr(dataset_type, 'METAINFO', {}).get('classes')
+        if classes is not None:
+            return tuple(classes)
+    return None
+
+
+def class_names_difference(checkpoint_classes: Optional[Sequence[str]],
+                           config_classes: Optional[Sequence[str]]) -> Optional[str]:
+    """One line naming both lists when a checkpoint's ``dataset_meta['classes']`` differ from the config's
+    (another order counts: labels would be renamed); None when they agree or either is unknown."""
+    if checkpoint_classes is None or config_classes is None:
+        return None
+    if tuple(checkpoint_classes) == tuple(config_classes):
+        return None
+    return (f"the checkpoint's classes {list(checkpoint_classes)} differ from the config's "
+            f'{list(config_classes)} (labels would be named wrongly)')
