@@ -3,13 +3,17 @@
 PYTHON := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo demo-quick test test-fast lint
 
 setup:
 	@bash tools/setup_env.sh
 
 demo: setup
 	$(PYTHON) tools/demo.py
+
+# The demo's steps, smaller (a few minutes): what CI runs, so the README's first command cannot break unseen.
+demo-quick: setup
+	$(PYTHON) tools/demo.py --quick
 
 # Everything, slow end-to-end tests included (what CI runs).
 test: setup

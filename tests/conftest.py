@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope, init_default_scope
 
 from parnet_det.datasets import generate_synthetic_coco
 
@@ -16,8 +16,21 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)
-def mmdet_default_scope():
-    """Build through mmdet's registries, whatever an earlier test's Runner left as default scope."""
+def no_default_scope():
+    """Every test starts as a user's plain script does: with no mmengine default scope, whatever an
+    earlier test's Runner left. A module that builds only under mmdet's scope fails here (issue 17);
+    a test that needs a scope asks for it (``mmdet_scope``). Restored afterwards."""
+    scopes = DefaultScope._instance_dict  # mmengine keeps no public way to unset the scope
+    saved = scopes.copy()
+    scopes.clear()
+    yield
+    scopes.clear()
+    scopes.update(saved)
+
+
+@pytest.fixture
+def mmdet_scope(no_default_scope):
+    """mmdet's default scope, for tests that build mmdet objects the way a Runner does."""
     init_default_scope('mmdet')
 
 

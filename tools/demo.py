@@ -1,11 +1,16 @@
 """The README's main command (`make demo`): the whole job on generated data, on this machine.
 
-1. generate the COCO-format dataset (data/synthetic_coco, 160 px, deterministic);
-2. train the narrow ParNet detector and the narrow CSPDarknet53s baseline (tools/train.py);
-3. evaluate both at three input sizes (tools/test.py --resolution);
-4. benchmark both, deploy form, at the same sizes (tools/benchmark.py);
-5. merge everything into work_dirs/demo/report.md with its plots (tools/report.py),
-   after the backbone table of the README (computed live).
+1. the backbone table of the README, computed live from the models (first: a failure here costs
+   seconds, not the whole demo);
+2. generate the COCO-format dataset (data/synthetic_coco, 160 px, deterministic);
+3. train the narrow ParNet detector and the narrow CSPDarknet53s baseline (tools/train.py);
+4. evaluate both at three input sizes (tools/test.py --resolution);
+5. benchmark both, deploy form, at the same sizes (tools/benchmark.py);
+6. merge everything into work_dirs/demo/report.md with its plots (tools/report.py), the backbone
+   table appended; the report is written whole or not at all and checked for every section.
+
+`--quick` runs the same steps, smaller (what CI runs: `make demo-quick`, a few minutes on 2 cores):
+fewer and smaller images, 2 epochs, 2 input sizes, shorter timing, the backbone table at one size.
 """
 import argparse
 import glob
@@ -14,13 +19,34 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import NamedTuple, Optional, Tuple
 
+from parnet_det.analysis.summary import backbone_summary_rows, format_summary_table
 from parnet_det.datasets import synthetic_coco_cfg_options
+from parnet_det.utils.fileio import atomic_write
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
-RESOLUTIONS = ('128', '160', '192')
+BACKBONE_TABLE_TITLE = '## Full-size backbones (params of the ImageNet form, GFLOPs of the feature extractor)'
+# Every section the finished report holds: tools/report.py's two, the plot and the backbone table.
+REPORT_SECTIONS = ('# Speed against the baseline, per regime', '# Speed and accuracy',
+                   '![FPS against resolution]', BACKBONE_TABLE_TITLE)
+
+
+class DemoSize(NamedTuple):
+    num_train: int
+    num_val: int
+    image_size: int
+    epochs: Optional[int]  # None: the demo configs' own schedule
+    resolutions: Tuple[str, ...]
+    timing: Tuple[str, ...]  # tools/benchmark.py's timing arguments
+    table_resolutions: Tuple[int, ...]
+
+
+FULL = DemoSize(320, 80, 160, None, ('128', '160', '192'), ('--warmup', '3', '--iters', '10', '--repeats', '3'),
+                (224, 512, 640))
+QUICK = DemoSize(48, 16, 128, 2, ('96', '128'), ('--warmup', '1', '--iters', '2', '--repeats', '1'), (224,))
 
 
 def run(*command):
@@ -28,44 +54,66 @@ def run(*command):
     subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
 
 
+def schedule_options(epochs):
+    """--cfg-options for a shorter schedule that still ends with a checkpoint (None: the configs' own)."""
+    if epochs is None:
+        return []
+    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}']
+
+
+def missing_sections(report: str):
+    return [section for section in REPORT_SECTIONS if section not in report]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthetic_coco')
+    parser.add_argument('--quick', action='store_true', help='the same steps, smaller (a few minutes; CI)')
+    parser.add_argument('--work-dir', help='default: work_dirs/demo (work_dirs/demo_quick with --quick)')
+    parser.add_argument('--data-root', help='default: data/synthetic_coco (data/synthetic_coco_quick with --quick)')
     args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    suffix = '_quick' if args.quick else ''
+    work_dir = args.work_dir or f'work_dirs/demo{suffix}'
+    data_root = (args.data_root or f'data/synthetic_coco{suffix}').rstrip('/') + '/'
     start = time.perf_counter()
-    data_root = args.data_root.rstrip('/') + '/'
+
+    print('computing the backbone table', flush=True)
+    backbone_table = format_summary_table(backbone_summary_rows(size.table_resolutions))
     data_options = synthetic_coco_cfg_options(data_root)
     if not osp.isfile(osp.join(ROOT, data_root, 'annotations/instances_val.json')):
-        run('tools/dataset/generate_synthetic_coco.py', data_root, '--num-train', '320', '--num-val', '80',
-            '--image-size', '160', '--seed', '0')
+        run('tools/dataset/generate_synthetic_coco.py', data_root, '--num-train', str(size.num_train),
+            '--num-val', str(size.num_val), '--image-size', str(size.image_size), '--seed', '0')
     ap_files = []
     for config in MODELS:
         name = osp.splitext(osp.basename(config))[0]
-        work_dir = osp.join(args.work_dir, name)
-        if osp.isdir(work_dir):
-            shutil.rmtree(work_dir)  # a fresh run each time, so the report is this run's
-        run('tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *data_options)
-        checkpoint = max(glob.glob(osp.join(ROOT, work_dir, 'epoch_*.pth')), key=osp.getmtime)
-        for resolution in RESOLUTIONS:
-            run('tools/test.py', config, checkpoint, '--work-dir', work_dir, '--resolution', resolution,
+        model_dir = osp.join(work_dir, name)
+        if osp.isdir(osp.join(ROOT, model_dir)):
+            shutil.rmtree(osp.join(ROOT, model_dir))  # a fresh run each time, so the report is this run's
+        run('tools/train.py', config, '--work-dir', model_dir, '--cfg-options', *data_options,
+            *schedule_options(size.epochs))
+        checkpoint = max(glob.glob(osp.join(ROOT, model_dir, 'epoch_*.pth')), key=osp.getmtime)
+        for resolution in size.resolutions:
+            run('tools/test.py', config, checkpoint, '--work-dir', model_dir, '--resolution', resolution,
                 '--cfg-options', *data_options)
-        ap_files.append(osp.join(work_dir, 'ap_results.jsonl'))
-    bench_dir = osp.join(args.work_dir, 'benchmark')
-    run('tools/benchmark.py', MODELS[0], '--baseline', MODELS[1], '--resolutions', *RESOLUTIONS,
-        '--warmup', '3', '--iters', '10', '--repeats', '3', '--work-dir', bench_dir)
+        ap_files.append(osp.join(model_dir, 'ap_results.jsonl'))
+    bench_dir = osp.join(work_dir, 'benchmark')
+    run('tools/benchmark.py', MODELS[0], '--baseline', MODELS[1], '--resolutions', *size.resolutions,
+        *size.timing, '--work-dir', bench_dir)
     run('tools/report.py', '--ap', *ap_files, '--benchmark', osp.join(bench_dir, 'results.json'), '--out',
-        args.work_dir, '--baseline', osp.splitext(osp.basename(MODELS[1]))[0])
+        work_dir, '--baseline', osp.splitext(osp.basename(MODELS[1]))[0])
 
-    from parnet_det.analysis.summary import backbone_summary_rows, format_summary_table
-    report = osp.join(ROOT, args.work_dir, 'report.md')
-    with open(report) as f:
-        speed_accuracy = f.read()
-    with open(report, 'w') as f:
-        f.write(speed_accuracy + '\n![FPS against resolution](benchmark/fps_vs_resolution.png)\n\n'
-                '## Full-size backbones (params of the ImageNet form, GFLOPs of the feature extractor)\n\n'
-                + format_summary_table(backbone_summary_rows()) + '\n')
-    print(f'\ndemo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {report}')
+    report_path = osp.join(ROOT, work_dir, 'report.md')
+    with open(report_path) as f:
+        report = (f.read() + '\n![FPS against resolution](benchmark/fps_vs_resolution.png)\n\n'
+                  + BACKBONE_TABLE_TITLE + '\n\n' + backbone_table + '\n')
+    missing = missing_sections(report)
+    if missing:
+        sys.exit(f'error: the demo report lacks {", ".join(missing)}: tools/report.py did not write them '
+                 f'(see its output above); {report_path} left as tools/report.py wrote it')
+    with atomic_write(report_path, 'w') as f:
+        f.write(report)
+    print(f'\ndemo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {report_path}')
 
 
 if __name__ == '__main__':

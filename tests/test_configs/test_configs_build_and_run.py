@@ -37,7 +37,7 @@ def _point_at(cfg, data):
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
-def test_config_trains_one_iteration_and_predicts(config, tiny_coco):
+def test_config_trains_one_iteration_and_predicts(config, tiny_coco, mmdet_scope):
     cfg = Config.fromfile(config)
     _point_at(cfg, tiny_coco)
     check_dataset_config(cfg)

@@ -59,7 +59,7 @@ def _small_config(path, data):
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda path: osp.basename(path))
-def test_parnet_detector_trains_predicts_and_folds(config, coco_with_masks):
+def test_parnet_detector_trains_predicts_and_folds(config, coco_with_masks, mmdet_scope):
     cfg = _small_config(config, coco_with_masks)
     model = MODELS.build(cfg.model)
     model.init_weights()

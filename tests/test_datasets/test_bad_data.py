@@ -9,7 +9,7 @@ from mmdet.registry import DATASETS
 from parnet_det.datasets import CheckedLoadImageFromFile
 
 
-def test_corrupt_image_is_skipped_with_a_warning_in_training(tiny_coco, data_root, warnings_logged):
+def test_corrupt_image_is_skipped_with_a_warning_in_training(tiny_coco, data_root, warnings_logged, mmdet_scope):
     root = data_root
     with open(osp.join(root, 'annotations/instances_train.json')) as f:
         first_image = json.load(f)['images'][0]['file_name']
@@ -31,7 +31,7 @@ def test_corrupt_image_stops_evaluation_naming_the_file(tmp_path):
         CheckedLoadImageFromFile(on_error='raise')(dict(img_path=str(bad)))
 
 
-def test_invalid_boxes_are_reported_with_the_file_name(tiny_coco, data_root, warnings_logged):
+def test_invalid_boxes_are_reported_with_the_file_name(tiny_coco, data_root, warnings_logged, mmdet_scope):
     root = data_root
     ann_path = osp.join(root, 'annotations/instances_train.json')
     with open(ann_path) as f:

@@ -54,7 +54,7 @@ def test_split_loads_with_pycocotools(dataset, split):
 
 
 @pytest.mark.parametrize('split', SPLITS)
-def test_split_loads_as_mmdet_coco_dataset(dataset, split):
+def test_split_loads_as_mmdet_coco_dataset(dataset, split, mmdet_scope):
     coco_dataset = CocoDataset(data_root=dataset['data_root'], ann_file=dataset[split]['ann_file'],
                                data_prefix=dataset[split]['data_prefix'], metainfo=synthetic_coco_metainfo(),
                                pipeline=[])

@@ -71,7 +71,7 @@ def test_engine_gives_mmdet_detections(yolo):
 
 
 @pytest.mark.parametrize('shapes', [[(100, 140)], [(200, 90), (120, 160)], [(240, 240), (240, 240)]])
-def test_preprocessing_matches_the_pipeline(yolo, shapes):
+def test_preprocessing_matches_the_pipeline(yolo, shapes, mmdet_scope):
     """Resize (bilinear, rounded as OpenCV does), letterbox and metainfo as mmdet's test pipeline."""
     cfg, model = yolo
     engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')

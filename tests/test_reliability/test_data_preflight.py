@@ -76,7 +76,7 @@ def test_a_split_without_annotations_stops(data_root):
     assert 'instances_val.json has no usable box of the val dataset\'s classes (0 annotations' in message
 
 
-def test_unknown_categories_and_malformed_boxes_are_reported_and_skipped(data_root, warnings_logged):
+def test_unknown_categories_and_malformed_boxes_are_reported_and_skipped(data_root, warnings_logged, mmdet_scope):
 
     def break_two(content):
         content['annotations'][0]['category_id'] = 99

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 
@@ -23,7 +22,6 @@ BROKEN_KINDS = ('missing', 'empty', 'truncated', 'random_bytes', 'unsafe')
 
 
 def save_model(config, path, **cfg_options):
-    init_default_scope('mmdet')
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options)
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, path)

@@ -4,7 +4,6 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 
@@ -14,7 +13,6 @@ CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'
 
 
 def test_reparameterize_tool_writes_a_checkpoint_that_a_deploy_built_detector_loads(tmp_path):
-    init_default_scope('mmdet')
     cfg = Config.fromfile(CONFIG)
     detector = MODELS.build(cfg.model)
     randomize_norm_stats(detector)
@@ -41,7 +39,6 @@ def test_reparameterize_tool_writes_a_checkpoint_that_a_deploy_built_detector_lo
 @pytest.mark.slow
 def test_reparameterize_refuses_a_model_without_parnet_blocks(tmp_path):
     checkpoint = tmp_path / 'ckpt.pth'
-    init_default_scope('mmdet')
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.deploy = True
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, checkpoint)
