@@ -14,7 +14,6 @@
 Nothing is printed; :func:`register_all_modules` is idempotent.
 """
 import torch.nn as nn
-
 from mmengine.registry import MODELS as ROOT_MODELS
 
 from . import datasets, engine, models  # noqa: F401  (their decorators register the modules)
