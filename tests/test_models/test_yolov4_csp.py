@@ -12,8 +12,9 @@ from mmdet.registry import DATASETS, MODELS, TRANSFORMS
 
 import parnet_det  # noqa: F401  (registers the modules)
 from parnet_det.apis import set_test_resolution
-from parnet_det.models import fold_conv_module_norms
+from parnet_det.models import build_detector, fold_conv_module_norms
 from parnet_det.models.dense_heads import YOLOv4CSPHead
+from parnet_det.models.utils import make_divisible
 
 from ..helpers import REPO, randomize_norm_stats, relative_error
 
@@ -76,17 +77,17 @@ def conv_paths():
     return paths
 
 
-def tiny_model_cfg(num_classes=5, widen_factor=0.125):
-    """The config's detector, narrow (full depth: every cfg conv is there)."""
-    model = Config.fromfile(CONFIG).model
-    model.backbone.widen_factor = model.neck.widen_factor = model.bbox_head.widen_factor = widen_factor
-    model.bbox_head.num_classes = num_classes
-    return model
+def tiny_detector(num_classes=5, widen_factor=0.125):
+    """The config's detector, narrow (full depth: every cfg conv is there), in eval mode."""
+    return build_detector(CONFIG, cfg_options={
+        'model.backbone.widen_factor': widen_factor, 'model.neck.widen_factor': widen_factor,
+        'model.neck.in_channels': [make_divisible(c * widen_factor) for c in (256, 512, 1024)],
+        'model.bbox_head.widen_factor': widen_factor, 'model.bbox_head.num_classes': num_classes})
 
 
 @pytest.fixture(scope='module')
 def full_detector():
-    return MODELS.build(Config.fromfile(CONFIG).model).eval()
+    return build_detector(CONFIG)
 
 
 def test_detector_is_the_cfg_layer_table_one_for_one(full_detector):
@@ -127,7 +128,7 @@ def _record(model, paths):
 
 def test_concatenations_and_routes_follow_the_cfg():
     torch.manual_seed(0)
-    model = MODELS.build(tiny_model_cfg()).eval()
+    model = tiny_detector()
     blocks = [f'neck.{kind}_blocks.{i}' for kind in ('top_down', 'bottom_up') for i in range(2)]
     paths = [p for p in conv_paths()] + [f'backbone.stage{i}' for i in range(1, 5)] + [
         'neck.spp_csp', *(f'{b}.csp.blocks' for b in blocks), *blocks,
@@ -152,7 +153,8 @@ def test_concatenations_and_routes_follow_the_cfg():
     assert inp(spp) is out('backbone.stage4')
     # Top-down (118, 132): lateral 1x1 first, upsampled second; laterals on 79 and 48.
     up = lambda x: F.interpolate(x, scale_factor=2, mode='nearest')  # noqa: E731
-    assert inp('neck.lateral_convs.0') is out('backbone.stage3') and inp('neck.lateral_convs.1') is out('backbone.stage2')
+    assert inp('neck.lateral_convs.0') is out('backbone.stage3')
+    assert inp('neck.lateral_convs.1') is out('backbone.stage2')
     assert inp('neck.reduce_convs.0') is out(spp)
     assert inp('neck.reduce_convs.1') is out('neck.top_down_blocks.0')
     for i in range(2):
@@ -162,10 +164,12 @@ def test_concatenations_and_routes_follow_the_cfg():
     assert inp('neck.downsample_convs.0') is out('neck.top_down_blocks.1')
     assert inp('neck.downsample_convs.1') is out('neck.bottom_up_blocks.0')
     for i, lateral in enumerate(('neck.top_down_blocks.0', spp)):
-        assert torch.equal(inp(f'neck.bottom_up_blocks.{i}.in_conv'), cat(out(f'neck.downsample_convs.{i}'), out(lateral)))
+        assert torch.equal(inp(f'neck.bottom_up_blocks.{i}.in_conv'),
+                           cat(out(f'neck.downsample_convs.{i}'), out(lateral)))
     for block in blocks:  # neck CSP (e.g. 120-127): split and bottlenecks from in_conv, no residual adds
         assert inp(f'{block}.csp.short_conv') is inp(f'{block}.csp.blocks') is out(f'{block}.in_conv')
-        assert torch.equal(inp(f'{block}.csp.final_conv'), cat(out(f'{block}.csp.blocks'), out(f'{block}.csp.short_conv')))
+        assert torch.equal(inp(f'{block}.csp.final_conv'),
+                           cat(out(f'{block}.csp.blocks'), out(f'{block}.csp.short_conv')))
         assert out(f'{block}.csp.blocks.0') is out(f'{block}.csp.blocks.0.conv2')
     # Head: 142 on 141, 157 on 156, 172 on 171.
     for i, source in enumerate(('neck.top_down_blocks.1', 'neck.bottom_up_blocks.0', 'neck.bottom_up_blocks.1')):
@@ -229,7 +233,7 @@ def test_test_settings_are_the_official_coco_test():
     cfg = Config.fromfile(CONFIG)
     assert cfg.model.test_cfg.to_dict() == OFFICIAL_TEST_CFG
     assert 'test_cfg' not in cfg.model.bbox_head  # the detector passes its test_cfg to the head
-    model = MODELS.build(tiny_model_cfg())
+    model = tiny_detector()
     assert model.bbox_head.test_cfg.to_dict() == OFFICIAL_TEST_CFG
     assert YOLOv4CSPHead(num_classes=80).test_cfg.to_dict() == OFFICIAL_TEST_CFG
 
@@ -338,7 +342,7 @@ def test_config_builds_at_the_test_resolutions_and_predicts(resolution, tiny_coc
     height, width = sample['data_samples'].ori_shape
     side = lambda s: math.ceil(s / max(height, width) * resolution / 64 + 0.5) * 64  # noqa: E731
     assert tuple(sample['inputs'].shape[1:]) == (side(height), side(width))
-    model = MODELS.build(tiny_model_cfg(num_classes=len(tiny_coco['classes']))).eval()
+    model = tiny_detector(num_classes=len(tiny_coco['classes']))
     with torch.no_grad():
         result, = model.test_step(dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]))
     assert result.pred_instances.bboxes.shape[1] == 4 and len(result.pred_instances) <= 300
@@ -348,7 +352,7 @@ def test_config_builds_at_the_test_resolutions_and_predicts(resolution, tiny_coc
 
 def test_folding_every_conv_norm_is_exact():
     torch.manual_seed(0)
-    model = MODELS.build(tiny_model_cfg())
+    model = tiny_detector()
     model.init_weights()
     randomize_norm_stats(model)
     model.eval()

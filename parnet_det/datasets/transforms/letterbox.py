@@ -57,7 +57,9 @@ class RectLetterbox(BaseTransform):
                              f'resize it to the long side img_size={self.img_size} first (Resize keep_ratio)')
         top, left = (target_h - height) // 2, (target_w - width) // 2
         bottom, right = target_h - height - top, target_w - width - left
-        results['img'] = mmcv.impad(img, padding=(left, top, right, bottom), pad_val=self.pad_val)
+        # One value per channel: OpenCV fills the channels a scalar does not name with 0.
+        fill = (self.pad_val, ) * (img.shape[2] if img.ndim == 3 else 1)
+        results['img'] = mmcv.impad(img, padding=(left, top, right, bottom), pad_val=fill)
         results['img_shape'] = results['pad_shape'] = (target_h, target_w)
         results['pad_param'] = np.array([top, bottom, left, right], dtype=np.float32)
         if results.get('gt_bboxes') is not None:

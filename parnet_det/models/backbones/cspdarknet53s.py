@@ -11,8 +11,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
-from ..utils.widths import make_divisible
 from ..layers.csp_layers import YOLO_BN, BottleneckCSP, DarknetCSPBlock, ResidualBottleneck
+from ..utils.widths import make_divisible
 
 # Stride of each output index: 0 the stem (after its residual bottleneck),
 # 1-4 the four CSP stages.

@@ -1,6 +1,6 @@
 """The head of YOLOv4-CSP: per level a 3x3 ConvModule and a 1x1 prediction conv, the official decode and test."""
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -12,6 +12,7 @@ from torch import Tensor
 
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptInstanceList, OptMultiConfig
 
 from ..layers.csp_layers import YOLOV4_CSP_BN
@@ -150,6 +151,12 @@ class YOLOv4CSPHead(BaseDenseHead):
             decoded.append(torch.cat((centres, sizes, probs[..., 4:]), dim=-1).reshape(batch, -1, self.num_attrib))
         return torch.cat(decoded, dim=1)
 
+    def boxes_and_scores(self, pred_maps: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Decoded boxes ``(B, N, 4)`` (x1, y1, x2, y2, network-input pixels) and scores ``(B, N, C)``
+        (objectness x class probability): what the thresholds and NMS of the test work on (ONNX export)."""
+        decoded = self.decode(pred_maps)
+        return bbox_cxcywh_to_xyxy(decoded[..., :4]), decoded[..., 5:] * decoded[..., 4:5]
+
     def predict_by_feat(self,
                         pred_maps: Sequence[Tensor],
                         batch_img_metas: List[dict],
@@ -167,8 +174,7 @@ class YOLOv4CSPHead(BaseDenseHead):
         predictions = predictions[predictions[:, 4] > cfg.conf_thr]
         scores = predictions[:, 5:] * predictions[:, 4:5]
         box_index, labels = (scores > cfg.score_thr).nonzero(as_tuple=True)
-        centres, sizes = predictions[box_index, :2], predictions[box_index, 2:4]
-        bboxes = torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1)
+        bboxes = bbox_cxcywh_to_xyxy(predictions[box_index, :4])
         scores = scores[box_index, labels]
         height, width = img_meta['img_shape'][:2]
         bboxes[:, 0::2] = bboxes[:, 0::2].clamp(0, width)

@@ -4,8 +4,8 @@ from .downsampling_block import DownsamplingBlock
 from .fusion_block import FusionBlock
 from .parnet_stream import CSPParNetStream, ParNetStream
 from .rep_vgg_sse_block import RepVGGSSEBlock
-from .spp_csp import SPPCSPBlock
 from .reparam_conv import ReparamConv, fuse_conv_bn, pad_to_even
+from .spp_csp import SPPCSPBlock
 
 __all__ = [
     'channel_shuffle', 'interleave_channels', 'ReparamConv', 'fuse_conv_bn', 'pad_to_even',
