@@ -32,12 +32,14 @@ model = dict(
     # detections, no top-k before NMS.
     test_cfg=dict(conf_thr=0.001, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65), max_per_img=300))
 
-# The official test-time input: long side resized to 640 keeping the aspect ratio (OpenCV's INTER_AREA,
-# which shrinks by area and enlarges bilinearly as the official code does), then letterboxed (centred,
-# grey 114) to the rectangular shape ceil(side / long side * 640 / 64 + 0.5) * 64 per side. Exact at
-# batch size 1; the official test also batches images sorted by aspect ratio to a shared shape, which a
-# per-image pipeline cannot do (batch_size > 1 here pads each batch at the bottom right to its largest
-# letterboxed image, a few more grey pixels).
+# The official test-time input: long side resized to 640 keeping the aspect ratio, then letterboxed
+# (centred, grey 114) to the rectangular shape ceil(side / long side * 640 / 64 + 0.5) * 64 per side.
+# Exact at batch size 1 where the image shrinks or keeps its size (INTER_AREA, as the official test; COCO
+# images have a long side of at most 640). An image that grows (long side under the target, e.g. every
+# COCO image at --resolution 1280) is enlarged with INTER_AREA too, where the official test uses
+# INTER_LINEAR: mmdet's Resize has one interpolation. The official test also batches images sorted by
+# aspect ratio to a shared shape, which a per-image pipeline cannot do: with batch_size > 1 each batch is
+# padded at the bottom right to its largest letterboxed image (a few more grey pixels).
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),  # on_error='raise', the default (see _base_/yolo_pafpn_coco.py)
     dict(type='Resize', scale=(640, 640), keep_ratio=True, interpolation='area'),

@@ -12,6 +12,8 @@ from mmdet.registry import DATASETS, MODELS, TRANSFORMS
 
 import parnet_det  # noqa: F401  (registers the modules)
 from parnet_det.apis import set_test_resolution
+from parnet_det.deploy import OnnxExportWrapper
+from parnet_det.inference import DetectorEngine
 from parnet_det.models import build_detector, fold_conv_module_norms
 from parnet_det.models.dense_heads import YOLOv4CSPHead
 from parnet_det.models.utils import make_divisible
@@ -363,3 +365,30 @@ def test_folding_every_conv_norm_is_exact():
         after = model.bbox_head.decode(model.bbox_head(model.extract_feat(inputs))[0])
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert relative_error(after, before) <= 1e-5
+
+
+def test_inference_engine_and_onnx_wrapper_run_this_head():
+    torch.manual_seed(0)
+    model = tiny_detector()
+    head = model.bbox_head
+    head.convs_pred[0].bias.data[4::head.num_attrib] = 5.0  # confident P3 boxes: detections to compare
+    engine = DetectorEngine(model, model.cfg, 'cpu', input_size=(128, 128))
+    image = np.random.default_rng(0).integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    batch, metas = engine.preprocess([image])
+    # The engine falls back to the head's own (official multi-label) predict_by_feat.
+    sample, = engine([image])
+    with torch.no_grad():
+        expected, = model.bbox_head.predict_by_feat(*model.bbox_head(model.extract_feat(batch)), metas, rescale=True)
+    assert len(sample.pred_instances) > 0
+    torch.testing.assert_close(sample.pred_instances.bboxes, expected.bboxes)
+    assert (sample.pred_instances.bboxes[:, 2] <= 100 + 1e-3).all()  # clipped to the image, then rescaled
+    # ONNX graph module: boxes and obj x cls scores of every prediction, as the head decodes them.
+    wrapper = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
+    pixels = wrapper.letterboxed_inputs(2)
+    with torch.no_grad():
+        boxes, scores = wrapper(pixels)
+        decoded = model.bbox_head.decode(model.bbox_head(model.extract_feat(pixels.flip(1) / 255))[0])
+    assert boxes.shape == (2, decoded.shape[1], 4) and scores.shape == (2, decoded.shape[1], 5)
+    torch.testing.assert_close(scores, decoded[..., 5:] * decoded[..., 4:5])
+    torch.testing.assert_close(boxes[..., 2:] - boxes[..., :2], decoded[..., 2:4], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close((boxes[..., 2:] + boxes[..., :2]) / 2, decoded[..., :2], rtol=1e-5, atol=1e-4)
