@@ -333,23 +333,38 @@ def test_letterbox_is_the_official_rectangle(mmdet_scope):
         letterbox(dict(img=np.zeros((800, 800, 3), np.uint8), ori_shape=(800, 800)))
 
 
-@pytest.mark.parametrize('resolution', [512, 640, 1280])
-def test_config_builds_at_the_test_resolutions_and_predicts(resolution, tiny_coco, mmdet_scope):
+def letterboxed_sample(tiny_coco, resolution):
+    """The config at ``resolution`` (tools/test.py --resolution) and its first test sample of ``tiny_coco``."""
     cfg = Config.fromfile(CONFIG)
     dataset_cfg = cfg.test_dataloader.dataset
     dataset_cfg.update(data_root=tiny_coco['data_root'], ann_file='annotations/instances_val.json',
                        data_prefix=dict(img='val/'), metainfo=dict(classes=tiny_coco['classes']))
     set_test_resolution(cfg, [resolution])
-    sample = DATASETS.build(dataset_cfg)[0]
+    return cfg, DATASETS.build(dataset_cfg)[0]
+
+
+@pytest.mark.parametrize('resolution', [512, 640, 1280])
+def test_config_builds_at_the_test_resolutions(resolution, tiny_coco, mmdet_scope):
+    cfg, sample = letterboxed_sample(tiny_coco, resolution)
     height, width = sample['data_samples'].ori_shape
     side = lambda s: math.ceil(s / max(height, width) * resolution / 64 + 0.5) * 64  # noqa: E731
     assert tuple(sample['inputs'].shape[1:]) == (side(height), side(width))
+    # Centred: the head removes this offset (top, bottom, left, right) before rescaling.
+    scale = resolution / max(height, width)
+    new_h, new_w = int(height * scale + 0.5), int(width * scale + 0.5)
+    top, left = (side(height) - new_h) // 2, (side(width) - new_w) // 2
+    assert sample['data_samples'].pad_param.tolist() == [top, side(height) - new_h - top, left,
+                                                         side(width) - new_w - left]
+    with pytest.raises(ValueError, match='give one resolution'):
+        set_test_resolution(cfg, [384, 640])
+
+
+def test_config_predicts_at_a_small_size(tiny_coco, mmdet_scope):
+    _, sample = letterboxed_sample(tiny_coco, 128)
     model = tiny_detector(num_classes=len(tiny_coco['classes']))
     with torch.no_grad():
         result, = model.test_step(dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]))
     assert result.pred_instances.bboxes.shape[1] == 4 and len(result.pred_instances) <= 300
-    with pytest.raises(ValueError, match='give one resolution'):
-        set_test_resolution(cfg, [384, 640])
 
 
 def test_folding_every_conv_norm_is_exact():
