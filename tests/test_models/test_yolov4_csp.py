@@ -304,6 +304,7 @@ def test_bias_priors_and_the_loss_contract():
     head = YOLOv4CSPHead(num_classes=3, widen_factor=0.125, loss=dict(type='RecordingYOLOv4CSPLoss', extra=1))
     assert calls['init'] == dict(extra=1, num_classes=3, base_sizes=ANCHORS, strides=[8, 16, 32])
     head.init_weights()
+    head.init_weights()  # a second call changes nothing
     for conv, stride in zip(head.convs_pred, (8, 16, 32)):
         bias = conv.bias.view(3, 8)  # Kaiming init_cfg: zero bias, then the priors
         torch.testing.assert_close(bias[:, 4], torch.full((3, ), math.log(8 / (640 / stride)**2)))

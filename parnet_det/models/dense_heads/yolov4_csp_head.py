@@ -114,7 +114,10 @@ class YOLOv4CSPHead(BaseDenseHead):
 
     def init_weights(self) -> None:
         """The configured init, then the official priors on the prediction biases (at a 640 input):
-        objectness ``+= log(8 / (640 / S)^2)``, classes ``+= log(0.6 / (C - 0.99))``."""
+        objectness ``+= log(8 / (640 / S)^2)``, classes ``+= log(0.6 / (C - 0.99))``. Once: mmengine
+        initialises a module only once, and the priors must not add up."""
+        if self.is_init:
+            return
         super().init_weights()
         for conv, stride in zip(self.convs_pred, self.strides):
             bias = conv.bias.data.view(self.num_anchors, self.num_attrib)
