@@ -132,7 +132,9 @@ def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:
 
     Handles the two resize styles of mmdet test pipelines (``scale`` with
     ``keep_ratio``, as YOLOX's) and the ``Pad`` step after it, for the test
-    dataloader and, if present, the validation one.
+    dataloader and, if present, the validation one. A ``RectLetterbox`` step
+    (YOLOv4-CSP's official test input) letterboxes to one long side: it takes
+    a square resolution only.
     """
     height, width = (resolution[0], resolution[0]) if len(resolution) == 1 else resolution[:2]
     for loader_key in ('test_dataloader', 'val_dataloader'):
@@ -145,6 +147,12 @@ def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:
             if step['type'] == 'Resize':
                 step['scale'] = (width, height)  # mmcv's Resize takes (w, h)
                 resized = True
+            elif step['type'] == 'RectLetterbox':
+                if height != width:
+                    raise ValueError(f'{loader_key}: the RectLetterbox step resizes the long side to one size; '
+                                     f'give one resolution (e.g. --resolution {max(height, width)}), '
+                                     f'not {height}x{width}')
+                step['img_size'] = height
             elif step['type'] == 'Pad' and not (step.get('pad_to_square') and height == width):
                 step.pop('size_divisor', None)
                 step['pad_to_square'] = False

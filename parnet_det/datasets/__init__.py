@@ -8,10 +8,10 @@ from .synthetic_coco import (
                              synthetic_coco_cfg_options,
                              synthetic_coco_metainfo,
 )
-from .transforms import CheckedLoadImageFromFile
+from .transforms import CheckedLoadImageFromFile, RectLetterbox
 
 __all__ = [
     'CLASSES', 'DEFAULT_NUM_CLASSES', 'SHAPES', 'generate_synthetic_coco', 'synthetic_coco_cfg_options',
     'synthetic_coco_metainfo',
-    'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'check_dataset_config'
+    'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'RectLetterbox', 'check_dataset_config'
 ]

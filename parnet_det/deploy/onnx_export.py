@@ -24,7 +24,8 @@ is the serving side's choice. Run it outside, e.g. with
 ``test_cfg``: the head's, as :attr:`OnnxExportWrapper.test_cfg` holds it),
 which gives mmdet's detections in original-image pixels, or with any NMS.
 
-Only YOLOX-style heads export their decoding; onnx, onnxscript and onnxruntime
+YOLOX-style heads and heads that decode themselves (``boxes_and_scores``, e.g.
+YOLOv4CSPHead) export their decoding; onnx, onnxscript and onnxruntime
 come from ``requirements/deploy.txt`` and are imported only when used.
 """
 import importlib
@@ -65,16 +66,17 @@ class OnnxExportWrapper(nn.Module):
 
     Args:
         network (DenseDetectorNetwork): The (folded, eval-mode) network; its
-            head must decode boxes (a ``YOLOXHead``).
+            head must decode boxes (a ``YOLOXHead``, or a head with ``boxes_and_scores``).
         settings (PreprocessSettings): The config's pre-processing: input size,
             pad pixel, ``mean`` / ``std`` and ``bgr_to_rgb``.
     """
 
     def __init__(self, network: DenseDetectorNetwork, settings: PreprocessSettings) -> None:
         super().__init__()
-        if not network.decodes_boxes:
-            raise ValueError(f'{type(network.bbox_head).__name__}: only YOLOX-style heads (YOLOXHead) export their '
-                             'box decoding to ONNX; this head decodes in mmdet\'s predict_by_feat')
+        if not (network.decodes_boxes or hasattr(network.bbox_head, 'boxes_and_scores')):
+            raise ValueError(f'{type(network.bbox_head).__name__}: only YOLOX-style heads (YOLOXHead) and heads with '
+                             'boxes_and_scores export their box decoding to ONNX; this head decodes in mmdet\'s '
+                             'predict_by_feat')
         self.network = network
         self.settings = settings
         # Non-persistent: the normalisation comes from the config, not from the checkpoint.
@@ -93,7 +95,9 @@ class OnnxExportWrapper(nn.Module):
             images = images.flip(1)
         if self.mean is not None:
             images = (images - self.mean) / self.std
-        return self.network(images)
+        outputs = self.network(images)
+        # A head that decodes itself (YOLOv4CSPHead) returns its raw maps from the network.
+        return outputs if self.network.decodes_boxes else self.network.bbox_head.boxes_and_scores(*outputs)
 
     def letterboxed_inputs(self, batch_size: int, seed: int = 0) -> torch.Tensor:
         """A batch shaped like the graph's input: random pixels over the top 3/4 of the rows (a landscape

@@ -25,7 +25,9 @@ def reparameterize_checkpoint(cfg, checkpoint: str, out: str) -> int:
     load_weights_strictly(model, loaded, checkpoint)
     folded = switch_to_deploy(model)
     if folded == 0:
-        raise ValueError(f'{checkpoint}: the model of this config has no block to fold (not a ParNet model?)')
+        raise ValueError(f'{checkpoint}: the model of this config has no block to fold (not a ParNet model?); '
+                         'its conv BatchNorms fold when it is loaded for inference (tools/test.py --deploy, '
+                         'tools/infer.py, ONNX export): use the checkpoint as it is')
     meta.update(deploy=True, reparameterized_from=str(checkpoint))
     with atomic_write(out) as f:
         torch.save(dict(state_dict=model.state_dict(), meta=meta), f)

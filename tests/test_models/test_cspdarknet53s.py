@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS as MMCV_MODELS
 
 from mmdet.registry import MODELS
@@ -10,7 +11,7 @@ from mmdet.registry import MODELS
 import parnet_det  # noqa: F401  (registers the modules)
 from parnet_det.analysis import measure_depth
 from parnet_det.models.backbones.cspdarknet53s import CSPDarknet53s
-from parnet_det.models.layers.csp_layers import BottleneckCSP, ResidualBottleneck
+from parnet_det.models.layers.csp_layers import BottleneckCSP, DarknetCSPBlock, ResidualBottleneck
 
 STRIDES = (2, 4, 8, 16, 32)
 FULL_CHANNELS = (64, 128, 256, 512, 1024)
@@ -239,3 +240,24 @@ def test_gradients_reach_the_first_conv(with_cp):
     grad = model.stem[0].conv.weight.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_per_branch_form_is_the_cfg_block():
+    """csp_form='per_branch' (yolov4-csp.cfg): both 1x1 branches with their own BN + Mish before the
+    concatenation, a 1x1 ConvModule closing the main branch; same widths, strides and parameter count
+    (the shared 2h-channel BN becomes two h-channel BNs)."""
+    model = CSPDarknet53s(out_indices=(0, 1, 2, 3, 4), csp_form='per_branch')
+    assert count_params(model) == FULL_PARAMS
+    for i in range(1, 5):
+        block = getattr(model, f'stage{i}')[1]
+        assert isinstance(block, DarknetCSPBlock) and len(block.blocks) == FULL_BLOCKS[i - 1]
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 2 * FULL_BLOCKS[i - 1] + 4
+        assert all(isinstance(m, ConvModule) and m.with_norm for m in block.modules()
+                   if isinstance(m, ConvModule)) and not any(isinstance(m, BottleneckCSP) for m in model.modules())
+    small = CSPDarknet53s(csp_form='per_branch', **SMALL).eval()
+    with torch.no_grad():
+        outs = small(torch.zeros(1, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 8, 12), (1, 128, 4, 6), (1, 256, 2, 3)]
+    with pytest.raises(ValueError, match="csp_form must be one of \\['per_branch', 'shared_norm'\\]"):
+        CSPDarknet53s(csp_form='darknet')

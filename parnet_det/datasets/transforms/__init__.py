@@ -1,3 +1,4 @@
+from .letterbox import RectLetterbox
 from .loading import CheckedLoadImageFromFile
 
-__all__ = ['CheckedLoadImageFromFile']
+__all__ = ['CheckedLoadImageFromFile', 'RectLetterbox']

@@ -11,16 +11,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 
-from ..layers.csp_layers import YOLO_BN, BottleneckCSP, ResidualBottleneck
+from ..layers.csp_layers import YOLO_BN, BottleneckCSP, DarknetCSPBlock, ResidualBottleneck
+from ..utils.widths import make_divisible
 
 # Stride of each output index: 0 the stem (after its residual bottleneck),
 # 1-4 the four CSP stages.
 OUT_STRIDES = (2, 4, 8, 16, 32)
-
-
-def make_divisible(channels: float, divisor: int = 8) -> int:
-    """Round a scaled width up to a multiple of ``divisor`` (at least ``divisor``)."""
-    return max(divisor, int(math.ceil(channels / divisor)) * divisor)
+# The CSP block of each ``csp_form``.
+CSP_BLOCKS = dict(shared_norm=BottleneckCSP, per_branch=DarknetCSPBlock)
 
 
 @MODELS.register_module()
@@ -39,10 +37,14 @@ class CSPDarknet53s(BaseModule):
     ("BottleneckCSP xN" is one CSP block holding N residual bottlenecks, see
     :class:`BottleneckCSP`.) The longest path of convolutions is 64 (stem 4,
     then ``2n + 4`` per stage: 8 + 20 + 20 + 12). Output sizes are
-    ``ceil(input / stride)``. Every conv is followed by BN and Mish except the
-    two plain 1x1 convs of each CSP block, which share one BN after their
-    concatenation. With ``widen_factor = deepen_factor = 1`` there are
-    26,596,192 parameters (see ``tests/test_models/test_cspdarknet53s.py``).
+    ``ceil(input / stride)``. Every conv is followed by BN and Mish, except,
+    with ``csp_form='shared_norm'`` (the default, YOLOv5's later form of the
+    block, :class:`BottleneckCSP`), the two plain 1x1 convs of each CSP block,
+    which share one BN after their concatenation; ``csp_form='per_branch'``
+    is the form of darknet's ``yolov4-csp.cfg`` (:class:`DarknetCSPBlock`,
+    each branch with its own BN and Mish, the official weights' layout).
+    With ``widen_factor = deepen_factor = 1`` there are 26,596,192 parameters
+    in both forms (see ``tests/test_models/test_cspdarknet53s.py``).
 
     Stages past ``max(out_indices)`` are not built (an unused module would
     break DDP without ``find_unused_parameters``); a ``Pretrained`` checkpoint
@@ -66,6 +68,9 @@ class CSPDarknet53s(BaseModule):
             statistics). Defaults to False.
         with_cp (bool): Gradient checkpointing of the residual bottlenecks.
             Defaults to False.
+        csp_form (str): 'shared_norm' (:class:`BottleneckCSP`) or
+            'per_branch' (:class:`DarknetCSPBlock`, ``yolov4-csp.cfg``).
+            Defaults to 'shared_norm'.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to Kaiming uniform (``a=sqrt(5)``) for Conv2d, as mmdet's
             ``CSPDarknet``.
@@ -84,6 +89,7 @@ class CSPDarknet53s(BaseModule):
                  act_cfg: ConfigType = dict(type='Mish'),
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 csp_form: str = 'shared_norm',
                  init_cfg: OptMultiConfig = dict(
                      type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform',
                      mode='fan_in', nonlinearity='leaky_relu')) -> None:
@@ -96,6 +102,8 @@ class CSPDarknet53s(BaseModule):
         if widen_factor <= 0 or deepen_factor <= 0:
             raise ValueError(f'widen_factor and deepen_factor must be positive, '
                              f'got {widen_factor} and {deepen_factor}')
+        if csp_form not in CSP_BLOCKS:
+            raise ValueError(f'csp_form must be one of {sorted(CSP_BLOCKS)}, got {csp_form!r}')
         self.widen_factor = widen_factor
         self.deepen_factor = deepen_factor
         self.frozen_stages = frozen_stages
@@ -115,7 +123,7 @@ class CSPDarknet53s(BaseModule):
             num_blocks = max(round(num_blocks * deepen_factor), 1)
             stage = nn.Sequential(
                 ConvModule(in_channels, out_channels, 3, stride=2, padding=1, **common),
-                BottleneckCSP(out_channels, out_channels, num_blocks=num_blocks, with_cp=with_cp, **common))
+                CSP_BLOCKS[csp_form](out_channels, out_channels, num_blocks=num_blocks, with_cp=with_cp, **common))
             self.add_module(f'stage{i + 1}', stage)
             self.layers.append(f'stage{i + 1}')
             self._channels.append(out_channels)

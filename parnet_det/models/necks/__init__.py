@@ -1,3 +1,4 @@
 from .reduced_pafpn import ReducedYOLOXPAFPN
+from .yolov4_csp_neck import YOLOv4CSPNeck
 
-__all__ = ['ReducedYOLOXPAFPN']
+__all__ = ['ReducedYOLOXPAFPN', 'YOLOv4CSPNeck']

@@ -1,0 +1,52 @@
+_base_ = './_base_/yolo_pafpn_coco.py'
+
+# YOLOv4-CSP (Scaled-YOLOv4), the paper's baseline as published: darknet's yolov4-csp.cfg in mmdet.
+# Backbone CSPDarknet53s in the cfg's CSP form, SPP-CSP + CSP-PAN neck (outputs 128/256/512 at strides
+# 8/16/32), head with a 3x3 conv per level (256/512/1024) and 3 anchors per level. BatchNorm eps 1e-4
+# as Scaled-YOLOv4's PyTorch port, whose weights give the published val2017 AP (darknet uses 1e-5,
+# mmdet's YOLO default 1e-3 moves the boxes of the same weights). The official weights load after
+# tools/convert_darknet_weights.py. Training needs model.bbox_head.loss=dict(type='YOLOv4CSPLoss').
+norm_cfg = dict(type='BN', momentum=0.03, eps=1e-4)
+model = dict(
+    _delete_=True,
+    type='SingleStageDetector',
+    # The weights expect RGB in 0-1; batches pad with the letterbox grey (114, after normalisation 114/255).
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
+                           bgr_to_rgb=True, pad_size_divisor=64, pad_value=114 / 255),
+    backbone=dict(type='CSPDarknet53s', csp_form='per_branch', out_indices=(2, 3, 4), norm_cfg=norm_cfg),
+    neck=dict(type='YOLOv4CSPNeck', in_channels=[256, 512, 1024], norm_cfg=norm_cfg),
+    bbox_head=dict(
+        type='YOLOv4CSPHead',
+        num_classes=80,
+        in_channels=[128, 256, 512],
+        feat_channels=[256, 512, 1024],
+        norm_cfg=norm_cfg,
+        prior_generator=dict(
+            type='YOLOAnchorGenerator',
+            base_sizes=[[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)],
+                        [(142, 110), (192, 243), (459, 401)]],
+            strides=[8, 16, 32])),
+    train_cfg=None,
+    # The official COCO test (Scaled-YOLOv4 test.py): objectness > 0.001, score = objectness x class
+    # probability > 0.001 for every class of a box (multi-label), per-class NMS at IoU 0.65, at most 300
+    # detections, no top-k before NMS.
+    test_cfg=dict(conf_thr=0.001, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65), max_per_img=300))
+
+# The official test-time input: long side resized to 640 keeping the aspect ratio, then letterboxed
+# (centred, grey 114) to the rectangular shape ceil(side / long side * 640 / 64 + 0.5) * 64 per side.
+# Exact at batch size 1 where the image shrinks or keeps its size (INTER_AREA, as the official test; COCO
+# images have a long side of at most 640). An image that grows (long side under the target, e.g. every
+# COCO image at --resolution 1280) is enlarged with INTER_AREA too, where the official test uses
+# INTER_LINEAR: mmdet's Resize has one interpolation. The official test also batches images sorted by
+# aspect ratio to a shared shape, which a per-image pipeline cannot do: with batch_size > 1 each batch is
+# padded at the bottom right to its largest letterboxed image (a few more grey pixels).
+test_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),  # on_error='raise', the default (see _base_/yolo_pafpn_coco.py)
+    dict(type='Resize', scale=(640, 640), keep_ratio=True, interpolation='area'),
+    dict(type='RectLetterbox', img_size=640, stride=64, pad=0.5, pad_val=114),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param'))
+]
+val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,3 @@
+from .yolov4_csp_head import YOLOV4_CSP_ANCHORS, YOLOV4_CSP_TEST_CFG, YOLOv4CSPHead
+
+__all__ = ['YOLOV4_CSP_ANCHORS', 'YOLOV4_CSP_TEST_CFG', 'YOLOv4CSPHead']
