@@ -1,10 +1,12 @@
 """Image files, folders and videos as the inputs of detection: which files, and the frames of a video."""
+import logging
 import os
 import os.path as osp
 from typing import Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
@@ -67,13 +69,25 @@ class UniqueNames:
         return candidate
 
 
+def _is_output_folder(folder: str, out_dir: str) -> bool:
+    """Whether ``folder`` is ``out_dir`` or holds an earlier run's outputs (then it is named on the log)."""
+    if osp.realpath(folder) == out_dir:
+        return True
+    if any(osp.exists(osp.join(folder, name)) for name in RESERVED_OUTPUT_NAMES):
+        print_log(f'not searched: {folder} (it holds the outputs of an earlier run)', logger='current',
+                  level=logging.WARNING)
+        return True
+    return False
+
+
 def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
     """The files to detect on, each with the name of its drawn copy, relative to ``out_dir``.
 
     A file named is taken whatever its extension (reading it tells whether it
     is an image); a folder gives its images and videos, recursively, sorted,
     under its own name (that of the folder it resolves to: ``..`` is named).
-    ``out_dir``, where inside a folder, is left out of the walk: a run never
+    ``out_dir``, where inside a folder, is left out of the walk, and so is
+    any folder holding an earlier run's ``detections.json(l)``: a run never
     reads outputs. Names are unique (see :class:`UniqueNames`): two folders
     ``val`` give ``val/`` and ``val-2/``; ``clip.avi`` beside ``clip.mp4``
     gives ``clip.mp4`` and ``clip-2.mp4``. A path that does not exist is
@@ -96,7 +110,7 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
         root = osp.realpath(path)
         found = []
         for folder, subfolders, files in os.walk(root):
-            subfolders[:] = [name for name in subfolders if osp.realpath(osp.join(folder, name)) != excluded]
+            subfolders[:] = [name for name in subfolders if not _is_output_folder(osp.join(folder, name), excluded)]
             found += [osp.join(folder, name) for name in files
                       if name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
         top = names.free_folder(osp.basename(root) or 'root')  # the file system's root has no name
