@@ -31,8 +31,15 @@ from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 
-from ..inference import (BatchPreprocessor, InferenceOptions, VideoFrames, check_outputs, is_video, list_media,
-                         read_image)
+from ..inference import (
+    BatchPreprocessor,
+    InferenceOptions,
+    VideoFrames,
+    check_outputs,
+    is_video,
+    list_media,
+    read_image,
+)
 from ..models.builder import build_detector
 from ..utils.config import class_names_difference, config_class_names, load_config
 from ..utils.fileio import atomic_write, publish, temporary_path

@@ -114,8 +114,8 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
             found += [osp.join(folder, name) for name in files
                       if name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
         top = names.free_folder(osp.basename(root) or 'root')  # the file system's root has no name
-        media += [(osp.join(path, osp.relpath(file, root)), names.claim(osp.join(top, drawn_name(osp.relpath(file, root)))))
-                  for file in sorted(found)]
+        relative = [osp.relpath(file, root) for file in sorted(found)]
+        media += [(osp.join(path, name), names.claim(osp.join(top, drawn_name(name)))) for name in relative]
     return media
 
 

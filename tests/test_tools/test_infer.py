@@ -135,8 +135,8 @@ def video_frames(path):
 
 def fingerprints(root):
     """Every file under ``root`` with the md5 of its content."""
-    return {osp.relpath(osp.join(folder, name), root): hashlib.md5(open(osp.join(folder, name), 'rb').read()).hexdigest()
-            for folder, _, names in os.walk(root) for name in names}
+    files = [osp.join(folder, name) for folder, _, names in os.walk(root) for name in names]
+    return {osp.relpath(file, root): hashlib.md5(open(file, 'rb').read()).hexdigest() for file in files}
 
 
 def files_under(root):
@@ -174,7 +174,7 @@ def test_infer_draws_and_writes_the_engine_detections(checkpoint, photos, tmp_pa
         images)] + [(video, index) for index in range(5)]
     assert [record for line in lines for record in line['detections']] == records
     written = detections_by_image(records)
-    engine = init_detector_engine(CONFIG, checkpoint, 'cpu', cfg_options=dict(SIZE_64, **{'model.test_cfg.score_thr': 0}))
+    engine = init_detector_engine(CONFIG, checkpoint, 'cpu', cfg_options={**SIZE_64, 'model.test_cfg.score_thr': 0})
     expected = {(image, None): engine([image])[0] for image in images}
     expected.update({(video, index): engine([frame])[0] for index, frame in enumerate(frames)})
     assert set(written) == set(expected)
@@ -245,19 +245,20 @@ def test_user_errors_exit_2_with_one_line_and_bugs_keep_their_traceback(checkpoi
 def test_inputs_are_never_written_to(checkpoint, photos, tmp_path, capsys, monkeypatch):
     """The probes of issue 20: --out-dir '.', --out-dir an input's folder, '..' as input, --out-dir inside
     the input folder and a rerun."""
-    folder, video = photos
+    folder, _ = photos
+    config = osp.join(ROOT, CONFIG)  # the test changes directory
     before = fingerprints(tmp_path)
     monkeypatch.chdir(tmp_path)
     for args in (['photos/', '--out-dir', '.'], [f'{folder}/nested/third.jpg', '--out-dir', f'{folder}/nested'],
                  [folder, '--out-dir', folder]):
-        code, _, err = run_main(capsys, CONFIG, checkpoint, *args)
+        code, _, err = run_main(capsys, config, checkpoint, *args)
         assert code == 2 and 'is not empty' in err and 'never writes over files' in err, err
     assert fingerprints(tmp_path) == before
 
     # '..' as input, from photos/nested, into photos/nested/out: outputs inside out/, named by the folder
     # '..' is (photos), the output folder itself not read.
     monkeypatch.chdir(osp.join(folder, 'nested'))
-    code, out, err = run_main(capsys, CONFIG, checkpoint, '..', '--out-dir', 'out', *cli_options(SIZE_64))
+    code, out, err = run_main(capsys, config, checkpoint, '..', '--out-dir', 'out', *cli_options(SIZE_64))
     assert code == 1 and '3 images and frames' in out, err  # 2 images + third.jpg; the corrupt two skipped
     assert files_under(osp.join(folder, 'nested', 'out')) == sorted(
         ['detections.json', 'detections.jsonl', 'photos/nested/third.jpg']
@@ -266,9 +267,9 @@ def test_inputs_are_never_written_to(checkpoint, photos, tmp_path, capsys, monke
     assert {name: md5 for name, md5 in after.items() if not name.startswith('photos/nested/out/')} == before
     # A rerun into the same folder refuses; one into another folder inside the input does not read out/
     # (it holds detections.json).
-    code, _, err = run_main(capsys, CONFIG, checkpoint, '..', '--out-dir', 'out', *cli_options(SIZE_64))
+    code, _, err = run_main(capsys, config, checkpoint, '..', '--out-dir', 'out', *cli_options(SIZE_64))
     assert code == 2 and 'out is not empty' in err
-    code, out, _ = run_main(capsys, CONFIG, checkpoint, '..', '--out-dir', 'out2', *cli_options(SIZE_64))
+    code, out, _ = run_main(capsys, config, checkpoint, '..', '--out-dir', 'out2', *cli_options(SIZE_64))
     assert code == 1 and '3 images and frames' in out
     assert {name: md5 for name, md5 in fingerprints(tmp_path).items() if '/out2/' not in name} == after
 
