@@ -4,7 +4,8 @@
         [--work-dir work_dirs/infer_memory]
 
 Writes a SIZE x SIZE JPEG (smooth colours and shapes) and a checkpoint of the config's detector with its
-initial weights, then runs, each in a fresh process, (1) the engine alone: the image read and detected
+initial weights, except for the last convolutions of its YOLOX head, zeroed: every prior becomes a box of
+its stride's size with score 0.25 (initial weights put the boxes millions of pixels off the image); then runs, each in a fresh process, (1) the engine alone: the image read and detected
 (``init_detector_engine(...)([path])``), and (2) the whole CLI (``tools/infer.py``: detection, drawing,
 encoding, JSON). Both keep every detection (score threshold 0), so the CLI draws hundreds of boxes.
 Prints each process's peak resident memory (the kernel's ru_maxrss, imports included) and wall time.
@@ -51,6 +52,17 @@ def huge_image(path: str, size: int) -> None:
     cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
+def save_checkpoint(config: str, path: str) -> None:
+    """The detector of ``config``, its YOLOX head's output convolutions zeroed (see the module's docstring)."""
+    model = build_detector(config)
+    head = model.bbox_head
+    with torch.no_grad():
+        for conv in (*head.multi_level_conv_cls, *head.multi_level_conv_reg, *head.multi_level_conv_obj):
+            conv.weight.zero_()
+            conv.bias.zero_()
+    torch.save(dict(state_dict=model.state_dict()), path)
+
+
 def measure(command):
     """(peak RSS in GiB, wall seconds) of ``command`` run to completion in its own process."""
     start = time.perf_counter()
@@ -73,8 +85,8 @@ def main(argv=None):
     image = osp.join(args.work_dir, f'image_{args.size}.jpg')
     if not osp.isfile(image):
         huge_image(image, args.size)
-    checkpoint = osp.join(args.work_dir, 'initial_weights.pth')
-    torch.save(dict(state_dict=build_detector(args.config).state_dict()), checkpoint)
+    checkpoint = osp.join(args.work_dir, 'zeroed_head.pth')
+    save_checkpoint(args.config, checkpoint)
     out_dir = osp.join(args.work_dir, f'out_{time.strftime("%Y%m%d_%H%M%S")}')
     engine = measure([sys.executable, __file__, '--config', args.config, '--engine-only', image, checkpoint])
     cli = measure([sys.executable, 'tools/infer.py', args.config, checkpoint, image, '--out-dir', out_dir,
