@@ -68,7 +68,7 @@ def block_images(*shapes_and_blocks, seed=0):
             for (h, w), k in shapes_and_blocks]
 
 
-def test_engine_gives_mmdet_detections(yolo):
+def test_engine_gives_mmdet_detections(yolo, mmdet_scope):
     """Non-square images of other sizes than the 160 px input: resized by 1/2, 1/3 or not at all,
     letterboxed, boxes scaled back; one batch for the engine, one image at a time for mmdet."""
     cfg, model = yolo
