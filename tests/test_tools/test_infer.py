@@ -224,6 +224,28 @@ def test_non_finite_detections_are_dropped_and_counted_and_a_bad_image_is_skippe
     assert sorted(os.listdir(tmp_path / 'out' / 'in')) == ['0.png', '2.png']
 
 
+def test_a_crash_keeps_every_finished_image(tmp_path):
+    """detections.jsonl holds each image as soon as it is done; detections.json appears only complete."""
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f'{index}.png'), np.zeros((40, 60, 3), np.uint8))
+    predict = ScriptedPredictor([[1, 2, 30, 20]], [0.9])
+
+    def crash_on_the_third(images):
+        if predict.calls == 2:
+            raise MemoryError('killed')
+        return predict(images)
+    out_dir = tmp_path / 'out'
+    with pytest.raises(MemoryError):
+        MediaInferencer(crash_on_the_third, dict(classes=('thing',)), str(out_dir))([str(folder)])
+    with open(out_dir / 'detections.jsonl') as file:
+        lines = [json.loads(line) for line in file]
+    assert [(line['file_name'], len(line['detections'])) for line in lines] == [
+        (str(folder / '0.png'), 1), (str(folder / '1.png'), 1)]
+    assert not (out_dir / 'detections.json').exists()
+
+
 def test_user_errors_exit_2_with_one_line_and_bugs_keep_their_traceback(checkpoint, photos, tmp_path, capsys,
                                                                         monkeypatch):
     folder, _ = photos

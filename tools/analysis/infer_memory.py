@@ -5,7 +5,8 @@
 
 Writes a SIZE x SIZE JPEG (smooth colours and shapes) and a checkpoint of the config's detector with its
 initial weights, except for the last convolutions of its YOLOX head, zeroed: every prior becomes a box of
-its stride's size with score 0.25 (initial weights put the boxes millions of pixels off the image); then runs, each in a fresh process, (1) the engine alone: the image read and detected
+its stride's size scoring 0.25 (initial weights put the boxes millions of pixels off the image). Then
+runs, each in a fresh process, (1) the engine alone: the image read and detected
 (``init_detector_engine(...)([path])``), and (2) the whole CLI (``tools/infer.py``: detection, drawing,
 encoding, JSON). Both keep every detection (score threshold 0), so the CLI draws hundreds of boxes.
 Prints each process's peak resident memory (the kernel's ru_maxrss, imports included) and wall time.
