@@ -35,11 +35,6 @@ def mmdet_scope(no_default_scope):
 
 
 @pytest.fixture
-def mmdet_scope():
-    init_default_scope('mmdet')
-
-
-@pytest.fixture
 def tiny_arch():
     return dict(TINY_ARCH)
 
