@@ -3,7 +3,6 @@
 The tools only parse arguments; everything here is importable and testable.
 The arguments and their meaning are MMDetection's (tools/train.py, tools/test.py).
 """
-import json
 import logging
 import os
 import os.path as osp
@@ -15,7 +14,7 @@ from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 from ..utils.config import dataset_pipeline, pipeline_step
-from ..utils.fileio import remove_partial_files
+from ..utils.fileio import remove_partial_files, strict_json
 
 
 def default_work_dir(config_path: str) -> str:
@@ -123,7 +122,7 @@ def record_ap_results(path: str, config_path: str, checkpoint: str, cfg: Config,
                   resolution=get_test_resolution(cfg), metrics={k: float(v) for k, v in metrics.items()}, **flags)
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     with open(path, 'a') as f:
-        f.write(json.dumps(record) + '\n')
+        f.write(strict_json(record) + '\n')
     return path
 
 

@@ -14,13 +14,14 @@ The output is byte-identical for a given seed and arguments, and is laid out lik
         annotations/instances_train.json
         annotations/instances_val.json
 """
-import json
 import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+
+from ..utils.fileio import strict_json
 
 # Every shape the generator can draw, in category order; a dataset with ``num_classes=k`` uses
 # the first k.
@@ -168,7 +169,7 @@ def generate_synthetic_coco(out_dir: str,
             annotations=annotations,
             categories=[dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(classes)])
         with open(osp.join(out_dir, ann_file), 'w') as f:
-            json.dump(coco, f)
+            f.write(strict_json(coco))
         summary[split] = dict(ann_file=ann_file, data_prefix=dict(img=_IMAGE_PREFIXES[split]),
                               num_images=num_images, num_objects=len(annotations))
     return summary

@@ -3,12 +3,13 @@ from .cuda_graph import CUDAGraphRunner
 from .dense_network import DenseDetectorNetwork
 from .engine import DetectorEngine, set_parallel_streams
 from .fast_paths import FAST_PATH_NAMES, PRECISION_DTYPES, InferenceOptions
-from .media import VideoFrames, is_video, list_media
+from .media import VideoFrames, check_outputs, is_video, list_media
 from .nms import postprocess_dense_detections
 from .preprocess import BatchPreprocessor, PreprocessSettings, per_channel, read_image
 
 __all__ = [
     'DenseDetectorNetwork', 'DetectorEngine', 'set_parallel_streams', 'FAST_PATH_NAMES',
     'PRECISION_DTYPES', 'CUDAGraphRunner', 'InferenceOptions', 'postprocess_dense_detections',
-    'BatchPreprocessor', 'PreprocessSettings', 'per_channel', 'read_image', 'VideoFrames', 'is_video', 'list_media'
+    'BatchPreprocessor', 'PreprocessSettings', 'per_channel', 'read_image', 'VideoFrames', 'check_outputs', 'is_video',
+    'list_media'
 ]

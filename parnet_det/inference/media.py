@@ -1,10 +1,12 @@
 """Image files, folders and videos as the inputs of detection: which files, and the frames of a video."""
+import logging
 import os
 import os.path as osp
 from typing import Iterator, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
@@ -15,31 +17,125 @@ def is_video(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def list_media(paths: Sequence[str]) -> List[Tuple[str, str]]:
-    """The files to detect on, each with the name of its output (relative to the output folder).
+# Written by every run at the top of its output folder: no drawn file takes these names.
+RESERVED_OUTPUT_NAMES = ('detections.json', 'detections.jsonl')
+
+
+def drawn_name(path: str) -> str:
+    """The name of a file's drawn copy: ``<stem>.mp4`` for a video, the same for an image (``.png`` added
+    to a name without an image extension, which OpenCV could not encode to)."""
+    if is_video(path):
+        return osp.splitext(path)[0] + '.mp4'
+    return path if path.lower().endswith(IMAGE_EXTENSIONS) else path + '.png'
+
+
+class UniqueNames:
+    """Output names (relative paths) that never collide, also where only letter case differs: a taken
+    name gets a suffix before its extension (``a.jpg``, ``a-2.jpg``), a taken folder one after it."""
+
+    def __init__(self, reserved: Sequence[str] = ()) -> None:
+        self.files, self.folders = set(), set()
+        for name in reserved:
+            self.claim(name)
+
+    def _free(self, name: str) -> bool:
+        key = name.casefold()
+        parents = [osp.dirname(key)]
+        while parents[-1]:
+            parents.append(osp.dirname(parents[-1]))
+        return key not in self.files and key not in self.folders and not self.files.intersection(parents)
+
+    def free_folder(self, name: str) -> str:
+        """``name`` or the first of ``name-2``, ``name-3``, ... that no claimed name uses (nor its folders)."""
+        candidate, count = name, 1
+        while not self._free(candidate):
+            count += 1
+            candidate = f'{name}-{count}'
+        return candidate
+
+    def claim(self, name: str) -> str:
+        """``name``, or ``stem-2.ext``, ``stem-3.ext``, ... if taken; from now on taken."""
+        stem, ext = osp.splitext(name)
+        candidate, count = name, 1
+        while not self._free(candidate):
+            count += 1
+            candidate = f'{stem}-{count}{ext}'
+        key = candidate.casefold()
+        self.files.add(key)
+        folder = osp.dirname(key)
+        while folder:
+            self.folders.add(folder)
+            folder = osp.dirname(folder)
+        return candidate
+
+
+def _is_output_folder(folder: str, out_dir: str) -> bool:
+    """Whether ``folder`` is ``out_dir`` or holds an earlier run's outputs (then it is named on the log)."""
+    if osp.realpath(folder) == out_dir:
+        return True
+    if any(osp.exists(osp.join(folder, name)) for name in RESERVED_OUTPUT_NAMES):
+        print_log(f'not searched: {folder} (it holds the outputs of an earlier run)', logger='current',
+                  level=logging.WARNING)
+        return True
+    return False
+
+
+def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
+    """The files to detect on, each with the name of its drawn copy, relative to ``out_dir``.
 
     A file named is taken whatever its extension (reading it tells whether it
     is an image); a folder gives its images and videos, recursively, sorted,
-    under its own name. A path that does not exist is kept: reading it reports it.
+    under its own name (that of the folder it resolves to: ``..`` is named).
+    ``out_dir``, where inside a folder, is left out of the walk, and so is
+    any folder holding an earlier run's ``detections.json(l)``: a run never
+    reads outputs. Names are unique (see :class:`UniqueNames`): two folders
+    ``val`` give ``val/`` and ``val-2/``; ``clip.avi`` beside ``clip.mp4``
+    gives ``clip.mp4`` and ``clip-2.mp4``. A path that does not exist is
+    kept: reading it reports it.
 
     Args:
         paths (Sequence[str]): Files and folders.
+        out_dir (str): Where the drawn copies go.
 
     Returns:
         list[tuple[str, str]]: (path, output name) pairs.
     """
+    names = UniqueNames(RESERVED_OUTPUT_NAMES)
+    excluded = osp.realpath(out_dir)
     media = []
     for path in paths:
         if not osp.isdir(path):
-            media.append((path, osp.basename(path)))
+            media.append((path, names.claim(drawn_name(osp.basename(osp.normpath(path))))))
             continue
-        root = osp.normpath(path)
+        root = osp.realpath(path)
         found = []
-        for folder, _, files in os.walk(root):
+        for folder, subfolders, files in os.walk(root):
+            subfolders[:] = [name for name in subfolders if not _is_output_folder(osp.join(folder, name), excluded)]
             found += [osp.join(folder, name) for name in files
                       if name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
-        media += [(file, osp.join(osp.basename(root), osp.relpath(file, root))) for file in sorted(found)]
+        top = names.free_folder(osp.basename(root) or 'root')  # the file system's root has no name
+        relative = [osp.relpath(file, root) for file in sorted(found)]
+        media += [(osp.join(path, name), names.claim(osp.join(top, drawn_name(name)))) for name in relative]
     return media
+
+
+def check_outputs(media: Sequence[Tuple[str, str]], out_dir: str) -> None:
+    """Refuse, before anything is written, a run that could harm a file: an ``out_dir`` that is a file or
+    is not empty (a run never writes over files: a rerun needs a new folder), and (a bug, if ever) an
+    output resolving outside ``out_dir`` or onto an input."""
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'--out-dir {out_dir} is a file; give a folder (new or empty)')
+    if osp.isdir(out_dir) and os.listdir(out_dir):
+        entries = sorted(os.listdir(out_dir))
+        raise FileExistsError(f'--out-dir {out_dir} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
+                              f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '
+                              'or empty folder')
+    root = osp.realpath(out_dir)
+    inputs = {osp.realpath(path) for path, _ in media}
+    for path, name in media:
+        output = osp.realpath(osp.join(root, name))
+        if osp.commonpath([root, output]) != root or output == root or output in inputs:
+            raise RuntimeError(f'output {name} of {path} resolves to {output}: outside {root} or onto an input')
 
 
 class VideoFrames:

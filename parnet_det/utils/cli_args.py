@@ -29,6 +29,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (a score, a fraction), or an argparse error naming the value."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f'{text} is not in [0, 1]')
+    return value
+
+
 @contextlib.contextmanager
 def user_errors(*error_types: Type[BaseException]) -> Iterator[None]:
     """End the tool with ``error: <message>`` on stderr and exit code 2 (argparse's) for these errors.

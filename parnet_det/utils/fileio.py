@@ -1,5 +1,6 @@
 """Crash-safe file writes: a file appears under its name complete, or not at all."""
 import contextlib
+import json
 import os
 import os.path as osp
 import shutil
@@ -12,17 +13,51 @@ from mmengine.fileio import LocalBackend, register_backend
 PARTIAL_SUFFIX = '.tmp'
 
 
+def strict_json(obj, **dumps_kwargs) -> str:
+    """``obj`` as JSON text that every parser reads: a NaN or an infinity raises ValueError.
+
+    Python's ``json`` writes them by default as bare ``NaN`` / ``Infinity``,
+    which is not JSON (strict parsers reject the file); callers drop such
+    values first where they can happen, and say how many they dropped.
+    """
+    try:
+        return json.dumps(obj, allow_nan=False, **dumps_kwargs)
+    except ValueError as err:
+        raise ValueError(f'not written: {err} (JSON has no NaN or infinity)') from err
+
+
+def temporary_path(path: str, suffix: str = PARTIAL_SUFFIX) -> str:
+    """A new hidden name beside ``path`` for its content in progress (``.name.<random><suffix>``)."""
+    return osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.{uuid.uuid4().hex[:8]}{suffix}')
+
+
+def publish(tmp_path: str, path: str, overwrite: bool = True) -> None:
+    """Give the complete file ``tmp_path`` its name ``path`` atomically, then fsync the directory (the new
+    name survives a power loss). Without ``overwrite``, FileExistsError if ``path`` exists (checked by the
+    file system, not before: a hard link never replaces a file), and ``tmp_path`` is kept."""
+    if overwrite:
+        os.replace(tmp_path, path)
+    else:
+        os.link(tmp_path, path)
+        os.remove(tmp_path)
+    dir_fd = os.open(osp.dirname(osp.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
+def atomic_write(path: str, mode: str = 'wb', overwrite: bool = True, **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success flush, fsync and rename it to ``path``.
 
     The temporary file is in the same directory (a rename is atomic only
     within one file system) and hidden (``.name.*.tmp``); it is removed if the
     body raises. After the rename the directory is fsynced too, so the new
-    name survives a power loss.
+    name survives a power loss. Without ``overwrite``, an existing ``path`` is
+    kept and FileExistsError raised (see :func:`publish`).
     """
-    directory = osp.dirname(osp.abspath(path))
-    tmp_path = osp.join(directory, f'.{osp.basename(path)}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}')
+    tmp_path = temporary_path(path)
     # Not tempfile.mkstemp: its files are private (0600); this one gets the permissions of a plain open().
     fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -30,16 +65,11 @@ def atomic_write(path: str, mode: str = 'wb', **open_kwargs) -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        publish(tmp_path, path, overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_partial_files(directory: str) -> List[str]:

@@ -60,13 +60,24 @@ def yolo():
     return build(YOLO_CONFIG)
 
 
-def test_engine_gives_mmdet_detections(yolo):
+def block_images(*shapes_and_blocks, seed=0):
+    """Random images made of k x k blocks of one colour each: resized by 1 / k, every pixel is exactly one
+    block's colour (OpenCV's fixed-point and the engine's float interpolation agree to the bit)."""
+    rng = np.random.default_rng(seed)
+    return [np.repeat(np.repeat(rng.integers(0, 256, (h // k, w // k, 3), dtype=np.uint8), k, 0), k, 1)
+            for (h, w), k in shapes_and_blocks]
+
+
+def test_engine_gives_mmdet_detections(yolo, mmdet_scope):
+    """Non-square images of other sizes than the 160 px input: resized by 1/2, 1/3 or not at all,
+    letterboxed, boxes scaled back; one batch for the engine, one image at a time for mmdet."""
     cfg, model = yolo
-    batch = images((160, 160), (160, 160), (160, 160))
+    batch = block_images(((320, 200), 2), ((300, 480), 3), ((160, 100), 1), ((160, 160), 1))
     expected = inference_detector(model, batch)
     got = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')(batch)
-    for g, e in zip(got, expected):
-        assert g.ori_shape == (160, 160)
+    for g, e, image in zip(got, expected, batch):
+        assert g.ori_shape == e.ori_shape == image.shape[:2]
+        assert g.scale_factor == pytest.approx(e.scale_factor)
         assert_same_detections(g.pred_instances, e.pred_instances)
 
 
@@ -344,3 +355,18 @@ def test_postprocessing_limits_and_nms_types(yolo):
         assert_same_detections(half, with_scaled_boxes(full, box_scale=0.5))
     with pytest.raises(ValueError, match="'nms' or 'soft_nms'"):
         postprocess_dense_detections(boxes, scores, metas, ConfigDict(engine.test_cfg, nms=dict(type='nms_rotated')))
+
+
+def test_batched_postprocessing_equals_the_heads_predict_by_feat(yolo):
+    """The engine's post-processing of a batch of differently rescaled images against the head's own
+    ``YOLOXHead.predict_by_feat`` on the same network outputs."""
+    cfg, model = yolo
+    engine = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')
+    batch, metas = engine.preprocess(images((160, 160), (120, 150), (90, 200), (300, 100)))
+    with torch.inference_mode():
+        head_outputs = engine.model._forward(batch)
+        expected = engine.model.bbox_head.predict_by_feat(*head_outputs, batch_img_metas=metas, rescale=True)
+    got = engine.postprocess(engine.network(batch), metas)
+    assert len(got) == len(expected) == 4
+    for g, e in zip(got, expected):
+        assert_same_detections(g.pred_instances, e, box_atol=1e-3, score_atol=1e-6)

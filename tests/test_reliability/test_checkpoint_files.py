@@ -70,6 +70,24 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary file left
 
 
+def test_atomic_write_without_overwrite_keeps_an_existing_file(tmp_path):
+    target = tmp_path / 'a.jpg'
+    with fileio.atomic_write(str(target), overwrite=False) as f:
+        f.write(b'first')
+    with pytest.raises(FileExistsError):
+        with fileio.atomic_write(str(target), overwrite=False) as f:
+            f.write(b'second')
+    assert target.read_bytes() == b'first'
+    assert os.listdir(tmp_path) == ['a.jpg']  # no temporary file left
+
+
+def test_strict_json_refuses_nan_and_infinities():
+    assert fileio.strict_json(dict(a=[1.5, None])) == '{"a": [1.5, null]}'
+    for value in (float('nan'), float('inf'), -float('inf')):
+        with pytest.raises(ValueError, match='JSON has no NaN or infinity'):
+            fileio.strict_json(dict(bbox=[0.0, value]))
+
+
 def test_atomic_backend_writes_complete_files(tmp_path):
     backend = get_file_backend(str(tmp_path), backend_args=dict(backend='atomic_local'))
     backend.put(b'x' * 1000, str(tmp_path / 'sub' / 'iter_1.pth'))
