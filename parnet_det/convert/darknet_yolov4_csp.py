@@ -23,8 +23,57 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 
-# cfg layer index -> (conv module, norm module or None for a head conv with bias), in file order.
-DARKNET_CONVS: Tuple[Tuple[int, str, Optional[str]], ...] = ()
+ConvSource = Tuple[int, str, Optional[str]]  # cfg layer index, conv module, its BN module (None: conv bias)
+
+
+def _conv_bn(cfg_index: int, module: str) -> ConvSource:
+    return cfg_index, f'{module}.conv', f'{module}.bn'
+
+
+def _backbone_stage(stage: int, first: int, num_blocks: int) -> List[ConvSource]:
+    """Stride-2 conv; split 1x1 (short branch); [route back]; 1x1 (main branch); residual units of
+    1x1, 3x3 [, shortcut]; transition 1x1; [route: concat]; final 1x1."""
+    csp = f'backbone.stage{stage}.1'
+    convs = [_conv_bn(first, f'backbone.stage{stage}.0'), _conv_bn(first + 1, f'{csp}.short_conv'),
+             _conv_bn(first + 3, f'{csp}.main_conv')]
+    index = first + 4
+    for block in range(num_blocks):
+        convs += [_conv_bn(index, f'{csp}.blocks.{block}.conv1'), _conv_bn(index + 1, f'{csp}.blocks.{block}.conv2')]
+        index += 3
+    return convs + [_conv_bn(index, f'{csp}.transition_conv'), _conv_bn(index + 2, f'{csp}.final_conv')]
+
+
+def _neck_csp(first: int, block: str) -> List[ConvSource]:
+    """1x1 in; split 1x1 (short branch); [route back]; 1x1, 3x3, 1x1, 3x3 (no shortcuts); [route: concat]; final 1x1."""
+    convs = [_conv_bn(first, f'{block}.in_conv'), _conv_bn(first + 1, f'{block}.csp.short_conv')]
+    for unit in range(2):
+        convs += [_conv_bn(first + 3 + 2 * unit, f'{block}.csp.blocks.{unit}.conv1'),
+                  _conv_bn(first + 4 + 2 * unit, f'{block}.csp.blocks.{unit}.conv2')]
+    return convs + [_conv_bn(first + 8, f'{block}.csp.final_conv')]
+
+
+def _head_level(level: int, first: int) -> List[ConvSource]:
+    """3x3 bridge conv with BN, then the prediction conv with bias."""
+    return [_conv_bn(first, f'bbox_head.convs_bridge.{level}'), (first + 1, f'bbox_head.convs_pred.{level}', None)]
+
+
+# The 115 convs of yolov4-csp.cfg in the order of the weights file: cfg layer index, the detector's modules.
+DARKNET_CONVS: Tuple[ConvSource, ...] = tuple([
+    _conv_bn(0, 'backbone.stem.0'), _conv_bn(1, 'backbone.stem.1'),
+    _conv_bn(2, 'backbone.stem.2.conv1'), _conv_bn(3, 'backbone.stem.2.conv2'),
+    *_backbone_stage(1, 5, 2), *_backbone_stage(2, 18, 8), *_backbone_stage(3, 49, 8), *_backbone_stage(4, 80, 4),
+    _conv_bn(99, 'neck.spp_csp.short_conv'),
+    *(_conv_bn(101 + i, f'neck.spp_csp.pre_convs.{i}') for i in range(3)),  # then maxpools 5, 9, 13 and concat
+    *(_conv_bn(110 + i, f'neck.spp_csp.post_convs.{i}') for i in range(2)),
+    _conv_bn(113, 'neck.spp_csp.final_conv'),
+    # top-down: reduce, [upsample, route], lateral, [concat], CSP
+    _conv_bn(114, 'neck.reduce_convs.0'), _conv_bn(117, 'neck.lateral_convs.0'), *_neck_csp(119, 'neck.top_down_blocks.0'),
+    _conv_bn(128, 'neck.reduce_convs.1'), _conv_bn(131, 'neck.lateral_convs.1'), *_neck_csp(133, 'neck.top_down_blocks.1'),
+    *_head_level(0, 142),
+    # bottom-up: [route], stride-2 conv, [concat], CSP, then the level's head
+    _conv_bn(146, 'neck.downsample_convs.0'), *_neck_csp(148, 'neck.bottom_up_blocks.0'), *_head_level(1, 157),
+    _conv_bn(161, 'neck.downsample_convs.1'), *_neck_csp(163, 'neck.bottom_up_blocks.1'), *_head_level(2, 172),
+])
 
 # Versions darknet has written: 0.1.x with a 32-bit ``seen``, 0.2.x with a 64-bit one.
 KNOWN_MAJOR_MINOR = ((0, 1), (0, 2))
