@@ -217,10 +217,11 @@ def convert_darknet(cfg: Config, path: str) -> Tuple['OrderedDict[str, torch.Ten
     BN ``num_batches_tracked`` counters (not in darknet's format) are 0. Every other entry of the
     model must come from the file, otherwise the mapping is incomplete (a bug: RuntimeError).
     """
+    shapes = model_shapes(cfg)
+    layout = conv_layout(shapes)
     if not osp.isfile(path):
         raise DarknetWeightsError(f'darknet weights file {path} does not exist')
-    shapes = model_shapes(cfg)
-    tensors, header = read_darknet_weights(path, conv_layout(shapes))
+    tensors, header = read_darknet_weights(path, layout)
     state_dict = OrderedDict()
     for key, shape in shapes.items():
         if key in tensors:
