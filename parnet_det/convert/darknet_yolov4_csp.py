@@ -67,8 +67,10 @@ DARKNET_CONVS: Tuple[ConvSource, ...] = tuple([
     *(_conv_bn(110 + i, f'neck.spp_csp.post_convs.{i}') for i in range(2)),
     _conv_bn(113, 'neck.spp_csp.final_conv'),
     # top-down: reduce, [upsample, route], lateral, [concat], CSP
-    _conv_bn(114, 'neck.reduce_convs.0'), _conv_bn(117, 'neck.lateral_convs.0'), *_neck_csp(119, 'neck.top_down_blocks.0'),
-    _conv_bn(128, 'neck.reduce_convs.1'), _conv_bn(131, 'neck.lateral_convs.1'), *_neck_csp(133, 'neck.top_down_blocks.1'),
+    _conv_bn(114, 'neck.reduce_convs.0'), _conv_bn(117, 'neck.lateral_convs.0'),
+    *_neck_csp(119, 'neck.top_down_blocks.0'),
+    _conv_bn(128, 'neck.reduce_convs.1'), _conv_bn(131, 'neck.lateral_convs.1'),
+    *_neck_csp(133, 'neck.top_down_blocks.1'),
     *_head_level(0, 142),
     # bottom-up: [route], stride-2 conv, [concat], CSP, then the level's head
     _conv_bn(146, 'neck.downsample_convs.0'), *_neck_csp(148, 'neck.bottom_up_blocks.0'), *_head_level(1, 157),
@@ -196,7 +198,8 @@ def check_size(path: str, header: DarknetHeader, file_size: int, layout: Sequenc
             + _other_class_count(layout, found, expected))
 
 
-def read_darknet_weights(path: str, layout: Sequence[ConvArrays]) -> Tuple['OrderedDict[str, torch.Tensor]', DarknetHeader]:
+def read_darknet_weights(path: str,
+                         layout: Sequence[ConvArrays]) -> Tuple['OrderedDict[str, torch.Tensor]', DarknetHeader]:
     """The layout's tensors read from ``path``, each its own float32 storage (no other copy is held)."""
     with open(path, 'rb') as f:
         header = read_header(f, path)

@@ -11,12 +11,23 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector, load_config
-from parnet_det.convert.darknet_yolov4_csp import (DARKNET_CONVS, conv_layout, convert_darknet, model_shapes,
-                                                   write_darknet_weights)
+from parnet_det.convert.darknet_yolov4_csp import (
+    DARKNET_CONVS,
+    conv_layout,
+    convert_darknet,
+    model_shapes,
+    write_darknet_weights,
+)
 
 from ..helpers import randomize_norm_stats, relative_error
-from ..yolov4_csp_reference import (conv_arrays_order, conv_specs, functional_forward, official_decode,
-                                    parse_layers, random_darknet_arrays)
+from ..yolov4_csp_reference import (
+    conv_arrays_order,
+    conv_specs,
+    functional_forward,
+    official_decode,
+    parse_layers,
+    random_darknet_arrays,
+)
 from ..yolov4_csp_reference import write_darknet_weights as reference_write
 
 CONFIG = 'configs/yolov4_csp_coco.py'
@@ -49,8 +60,9 @@ def test_reference_layer_table_is_the_cfg():
 
 
 def test_mapping_covers_every_conv_of_the_cfg_in_order():
-    assert [index for index, _, _ in DARKNET_CONVS] == [spec.index for spec in conv_specs(parse_layers())]
-    assert [norm is None for _, _, norm in DARKNET_CONVS] == [not spec.batch_norm for spec in conv_specs(parse_layers())]
+    specs = conv_specs(parse_layers())
+    assert [index for index, _, _ in DARKNET_CONVS] == [spec.index for spec in specs]
+    assert [norm is None for _, _, norm in DARKNET_CONVS] == [not spec.batch_norm for spec in specs]
 
 
 @pytest.fixture(scope='module')
