@@ -97,6 +97,14 @@ _ZIP_MAGIC = b'PK\x03\x04'
 _LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
 
 
+# A darknet .weights file starts with int32 version major 0, minor 1 or 2 (then revision and ``seen``).
+_DARKNET_VERSION_HEADS = (b'\x00\x00\x00\x00\x01\x00\x00\x00', b'\x00\x00\x00\x00\x02\x00\x00\x00')
+
+
+def _is_darknet_weights(filename: str, head: bytes) -> bool:
+    return filename.endswith('.weights') or head.startswith(_DARKNET_VERSION_HEADS)
+
+
 # What torch.load says about a damaged file that passed the structure check.
 _DAMAGE_MESSAGES = ('PytorchStreamReader', 'magic number', 'corrupt')
 
@@ -114,6 +122,10 @@ def _check_structure(filename: str) -> None:
             raise CorruptCheckpointError(f'checkpoint {filename} is truncated ({size} bytes, its end is missing): '
                                          'the save that wrote it was interrupted')
     elif head != _LEGACY_MAGIC:
+        if _is_darknet_weights(filename, head):
+            raise CorruptCheckpointError(
+                f'{filename} is a darknet .weights file, not a PyTorch checkpoint: convert it first with '
+                f'python tools/convert_darknet_weights.py CONFIG {filename} OUT.pth, then pass OUT.pth')
         raise CorruptCheckpointError(f'{filename} is not a PyTorch checkpoint (it starts with {head[:8]!r})')
 
 
