@@ -146,7 +146,7 @@ def test_compiled_network_gives_eager_boxes(yolo):
         assert_same_detections(g.pred_instances, e.pred_instances, box_atol=1e-2, score_atol=1e-4)
 
 
-def test_other_single_stage_heads_use_mmdet_decoding():
+def test_other_single_stage_heads_use_mmdet_decoding(mmdet_scope):  # mmdet's inference_detector needs it
     """RetinaNet: normalisation, RGB order and padding in normalised space, then mmdet's predict_by_feat."""
     resize_to_128x160 = {'test_dataloader.dataset.pipeline.1.scale': (160, 128),
                          'model.test_cfg.score_thr': 0.0, 'model.test_cfg.nms_pre': 200}
@@ -219,7 +219,7 @@ def test_image_paths_are_read(yolo, tmp_path):
     assert_same_detections(engine([path])[0].pred_instances, engine([image])[0].pred_instances)
 
 
-def test_mmdet_inference_api_works_with_the_configs(yolo):
+def test_mmdet_inference_api_works_with_the_configs(mmdet_scope, yolo):
     """mmdet's inference_detector swaps the first test step for LoadImageFromNDArray keeping its
     arguments: the project's test pipelines must not give CheckedLoadImageFromFile extra ones."""
     cfg, _ = yolo
