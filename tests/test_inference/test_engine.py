@@ -219,7 +219,7 @@ def test_image_paths_are_read(yolo, tmp_path):
     assert_same_detections(engine([path])[0].pred_instances, engine([image])[0].pred_instances)
 
 
-def test_mmdet_inference_api_works_with_the_configs(mmdet_scope, yolo):
+def test_mmdet_inference_api_works_with_the_configs(yolo):
     """mmdet's inference_detector swaps the first test step for LoadImageFromNDArray keeping its
     arguments: the project's test pipelines must not give CheckedLoadImageFromFile extra ones."""
     cfg, _ = yolo
