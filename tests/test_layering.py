@@ -2,6 +2,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / 'parnet_det'
 # Bottom to top (docs/design.md). Layers on one line may not import each other.
 LAYERS = [('utils', ), ('models', ), ('datasets', 'engine', 'convert', 'analysis'), ('inference', ), ('deploy', ),
@@ -23,6 +25,8 @@ def _imported_subpackages(module: Path) -> set:
                 base = own[:len(own) - node.level]
                 parts = (*base, *(node.module or '').split('.')) if node.module else base
                 names = [(*parts, alias.name) for alias in node.names] if not node.module else [parts]
+            elif node.module == 'parnet_det':  # from parnet_det import apis
+                names = [(alias.name, ) for alias in node.names]
             else:
                 names = [tuple(node.module.split('.'))[1:]] if node.module.startswith('parnet_det.') else []
         elif isinstance(node, ast.Import):
@@ -50,11 +54,17 @@ def test_every_subpackage_has_a_layer():
     assert subpackages == set(LEVEL)
 
 
-def test_the_check_sees_relative_and_absolute_imports(tmp_path, monkeypatch):
-    # The check itself can fail: an inference module importing apis, written both ways.
+@pytest.mark.parametrize('layer, source, expected', [
+    # An inference module importing apis, written both ways.
+    ('inference', 'from ..apis import load_config\nimport parnet_det.benchmark.runner\n', {'apis', 'benchmark'}),
+    # From the package itself (switch_to_deploy is no subpackage), absolute and relative.
+    ('models', 'from parnet_det import apis, switch_to_deploy\nfrom .. import deploy\n', {'apis', 'deploy'}),
+])
+def test_the_check_sees_every_form_of_import(tmp_path, monkeypatch, layer, source, expected):
+    # The check itself can fail.
     fake = tmp_path / 'parnet_det'
-    (fake / 'inference').mkdir(parents=True)
-    module = fake / 'inference' / 'engine.py'
-    module.write_text('from ..apis import load_config\nimport parnet_det.benchmark.runner\n')
+    (fake / layer).mkdir(parents=True)
+    module = fake / layer / 'module.py'
+    module.write_text(source)
     monkeypatch.setattr(__import__(__name__, fromlist=['PACKAGE']), 'PACKAGE', fake)
-    assert _imported_subpackages(module) == {'apis', 'benchmark'}
+    assert _imported_subpackages(module) == expected

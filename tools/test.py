@@ -14,16 +14,17 @@ from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import (
-    build_detector,
     default_work_dir,
     load_config,
     record_ap_results,
     set_launcher,
     set_test_resolution,
+    use_checked_test_model,
 )
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.fileio import check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -80,7 +81,8 @@ def apply_deploy(cfg):
 
 def main():
     args = parse_args()
-    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, KeyError, ValueError):
+    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, IsADirectoryError, KeyError,
+                     NotADirectoryError, PermissionError, ValueError):
         cfg = load_config(args.config, args.cfg_options)
         set_launcher(cfg, args.launcher)
         cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
@@ -93,10 +95,13 @@ def main():
             apply_deploy(cfg)
         if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
+        if args.out is not None:
+            check_writable_file(args.out, parent_may_be_missing=True)
         check_dataset_config(cfg, splits=('test',))
-        # The runner's load_from is non-strict: a checkpoint of another model would be evaluated with
-        # random weights. Prove that it fits first (before --tta wraps the model).
-        build_detector(cfg, args.checkpoint)
+        # The runner's load_from is non-strict: a checkpoint of another model (or a deploy checkpoint
+        # in the training form) would be evaluated with random weights. Prove that it fits, with its
+        # classes, and build the runner's model from the config it fits (before --tta wraps the model).
+        use_checked_test_model(cfg, args.checkpoint)
         if args.tta:
             apply_tta(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

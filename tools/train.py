@@ -5,6 +5,7 @@
     bash tools/dist_train.sh configs/yolo_parnet_xl_coco.py 8
 """
 import argparse
+import contextlib
 import os
 
 from mmengine.config import DictAction
@@ -12,11 +13,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-from parnet_det.apis import load_config, setup_train_config
+from parnet_det.apis import exclusive_work_dir, load_config, set_work_dir, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
-from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.engine import TrainingDivergedError
+from parnet_det.utils.checkpoint import CheckpointError, CheckpointMismatchError
 from parnet_det.utils.cli_args import user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
+from parnet_det.utils.work_dir_lock import WorkDirInUseError, WorkDirNotWritableError
 
 
 def parse_args():
@@ -41,14 +44,20 @@ def parse_args():
 
 def main():
     args = parse_args()
-    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, KeyError, ValueError):
-        cfg = load_config(args.config, args.cfg_options)
-        check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
-        setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
-                           auto_scale_lr=args.auto_scale_lr, resume=args.resume, launcher=args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-
+    with contextlib.ExitStack() as run:
+        with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, KeyError, ValueError,
+                         WorkDirInUseError, WorkDirNotWritableError):
+            cfg = load_config(args.config, args.cfg_options)
+            check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
+            set_work_dir(cfg, args.config, args.work_dir)
+            # One run per work dir, held until this process ends (also while --resume looks into it).
+            run.enter_context(exclusive_work_dir(cfg.work_dir, args.launcher))
+            setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
+                               auto_scale_lr=args.auto_scale_lr, resume=args.resume, launcher=args.launcher)
+        # Raised by the run's own checks (parnet_det.engine's hooks); anything else keeps its traceback.
+        with user_errors(CheckpointMismatchError, TrainingDivergedError):
+            runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+            runner.train()
 
 if __name__ == '__main__':
     filter_known_warnings()

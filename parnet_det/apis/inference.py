@@ -1,8 +1,12 @@
 """The inference engine's entry point: a config and a checkpoint in, a ready :class:`DetectorEngine` out."""
+import logging
 from typing import Optional, Sequence
+
+from mmengine.logging import print_log
 
 from ..inference import DetectorEngine, InferenceOptions
 from ..models.builder import build_detector
+from ..utils.config import class_names_difference, config_class_names
 from ..utils.device import check_device
 
 
@@ -28,9 +32,23 @@ def init_detector_engine(config, checkpoint: Optional[str] = None, device='cuda:
         input_size (Sequence[int], optional): See :class:`~parnet_det.inference.DetectorEngine`.
         **options: Fields of :class:`~parnet_det.inference.InferenceOptions` (precision,
             parallel_streams, channels_last, compile, compile_mode, cuda_graph).
+
+    A checkpoint whose classes differ from the config's is used with a warning
+    naming both lists; ``engine.model.dataset_meta`` keeps the checkpoint's.
     """
     # Refused before anything is built: an unusable device or fast path.
     inference_options = InferenceOptions(**options)
     inference_options.check(check_device(device))
     model = build_detector(config, checkpoint, cfg_options=cfg_options)
+    warn_if_classes_differ(model)
     return DetectorEngine(model, model.cfg, device, inference_options, input_size)
+
+
+def warn_if_classes_differ(model) -> None:
+    """Warn, naming both lists, when the classes of ``model``'s checkpoint (``model.dataset_meta``) differ from
+    those of its config (``model.cfg``), in names or order."""
+    difference = class_names_difference((getattr(model, 'dataset_meta', None) or {}).get('classes'),
+                                        config_class_names(model.cfg))
+    if difference:
+        print_log(f"WARNING: {difference}; the detections' labels are the checkpoint's classes", logger='current',
+                  level=logging.WARNING)

@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 from ..utils.config import dataset_pipeline, pipeline_step
 from ..utils.fileio import remove_partial_files, strict_json
+from .run_checks import add_training_checks, launcher_rank
 
 
 def default_work_dir(config_path: str) -> str:
@@ -45,13 +46,15 @@ def set_launcher(cfg: Config, launcher: str) -> Config:
 def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = None, amp: bool = False,
                        auto_scale_lr: bool = False, resume: Optional[str] = None,
                        launcher: str = 'none') -> Config:
-    """Apply tools/train.py's options to ``cfg`` (as MMDetection's own train tool does)."""
+    """Apply tools/train.py's options to ``cfg`` (as MMDetection's own train tool does).
+
+    Resuming looks into (and cleans) ``cfg.work_dir``: call it while holding the
+    work dir (:func:`~parnet_det.apis.exclusive_work_dir`, after :func:`set_work_dir`).
+    Adds the divergence check and, when resuming, the check that the checkpoint
+    fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`).
+    """
     set_launcher(cfg, launcher)
-    # Priority: command line > config > ./work_dirs/<config name>.
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = default_work_dir(config_path)
+    set_work_dir(cfg, config_path, work_dir)
     if amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
@@ -65,11 +68,21 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     use_crash_safe_checkpoints(cfg)
     # --resume alone: the newest loadable checkpoint of work_dir; --resume PATH: that checkpoint.
     if resume == 'auto':
-        cfg.load_from = resume_checkpoint(cfg.work_dir)
+        # Only the process that holds the work dir (rank 0) removes files there.
+        cfg.load_from = resume_checkpoint(cfg.work_dir, remove_partial=launcher_rank(launcher) == 0)
         cfg.resume = cfg.load_from is not None
     elif resume is not None:
         load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
         cfg.resume, cfg.load_from = True, resume
+    return add_training_checks(cfg)
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str] = None) -> Config:
+    """``cfg.work_dir`` by priority: ``work_dir`` (the command line) > the config's > ./work_dirs/<config name>."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(config_path)
     return cfg
 
 
@@ -82,18 +95,19 @@ def use_crash_safe_checkpoints(cfg: Config) -> Config:
     return cfg
 
 
-def resume_checkpoint(work_dir: str) -> Optional[str]:
+def resume_checkpoint(work_dir: str, remove_partial: bool = True) -> Optional[str]:
     """The checkpoint ``--resume`` (without a file) continues from; None if ``work_dir`` has none.
 
     mmengine takes whatever ``last_checkpoint`` names and fails on a truncated,
     empty or moved file; here each skipped candidate is reported and the
     newest loadable checkpoint is used instead. Temporary files of saves that
-    were killed midway are removed.
+    were killed midway are removed if ``remove_partial`` (only by the process
+    holding the work dir: :func:`~parnet_det.apis.exclusive_work_dir`).
     """
     if not osp.isdir(work_dir):
         print_log(f'--resume: {work_dir} does not exist yet, training starts from scratch', logger='current')
         return None
-    for name in remove_partial_files(work_dir):
+    for name in (remove_partial_files(work_dir) if remove_partial else []):
         print_log(f'--resume: removed {osp.join(work_dir, name)}, left by an interrupted save', logger='current')
     path, skipped = find_resume_checkpoint(work_dir)
     for reason in skipped:

@@ -40,9 +40,16 @@ class CheckedCocoDataset(CocoDataset):
     training run. Every dropped box is logged as a warning naming the
     annotation file, the image file, the annotation id, the box and the
     reason; malformed boxes and unknown categories are dropped too (mmdet
-    would raise a TypeError naming nothing, or drop them silently). Unreadable
+    would raise a TypeError naming nothing, or drop them silently). In test
+    mode the warning says that the evaluator still counts the box. Unreadable
     images are handled by :class:`CheckedLoadImageFromFile`.
     """
+
+    @property
+    def _still_counted(self) -> str:
+        # CocoMetric reads the annotation file itself, not this dataset: a box skipped here stays ground truth.
+        return (' (skipped from the inputs only: an evaluator reading this file, e.g. CocoMetric, still counts it '
+                'as ground truth; fix or remove it in the file)') if self.test_mode else ''
 
     def parse_data_info(self, raw_data_info: dict):
         img_info = raw_data_info['raw_img_info']
@@ -54,6 +61,6 @@ class CheckedCocoDataset(CocoDataset):
                 kept.append(ann)
             else:
                 print_log(f'{self.ann_file}: skipping annotation {ann.get("id")} of '
-                          f'{img_info["file_name"]}: {reason}, bbox={ann.get("bbox")!r}',
+                          f'{img_info["file_name"]}: {reason}, bbox={ann.get("bbox")!r}' + self._still_counted,
                           logger='current', level=30)
         return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))

@@ -1,4 +1,5 @@
 """Fail fast, with instructions, when a config's dataset is missing or malformed."""
+import collections
 import functools
 import json
 import os.path as osp
@@ -92,6 +93,48 @@ def _check_categories(path: str, content: dict, classes: Sequence[str], split: s
             f'dataset and num_classes={len(names)} on the head, or fix the file']
 
 
+def _check_category_order(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
+    """The config's classes must be in the file's order: mmdet numbers labels in the order of the file's
+    categories (``get_cat_ids``) and names them in the order of the config's classes."""
+    file_order = [c.get('name') for c in content['categories'] if c.get('name') in classes]
+    if file_order == list(classes):
+        return []
+    return [f'{path}: the file lists the {split} dataset\'s classes in the order {_short(file_order)}, the config in '
+            f'the order {_short(classes)}; mmdet would number the labels in the file\'s order and name them in the '
+            f'config\'s (renaming them): set metainfo=dict(classes={tuple(file_order)!r}) on every dataset of the '
+            'config, or reorder the categories of the file']
+
+
+def _duplicates(values) -> List:
+    counts = collections.Counter(values)
+    return [value for value, count in counts.items() if count > 1]
+
+
+def _check_identities(path: str, content: dict) -> List[str]:
+    """Image ids and annotation ids must be unique: mmdet keeps one image per id (the other's boxes move onto
+    it) and asserts on duplicate annotation ids."""
+    problems = []
+    images = _duplicates(i.get('id') for i in content['images'])
+    if images:
+        problems.append(f'{path}: image ids {_short(images)} are each given to more than one image (one of them '
+                        'would be dropped and its boxes moved onto the other): give every image its own id')
+    annotations = _duplicates(a.get('id') for a in content['annotations'])
+    if annotations:
+        problems.append(f'{path}: annotation ids {_short(annotations)} are each given to more than one annotation: '
+                        'give every annotation its own id (e.g. number them 1..N)')
+    return problems
+
+
+def _check_image_files(path: str, content: dict, image_dir: str) -> List[str]:
+    """Every image the file lists must be a file in ``image_dir`` (one ``stat`` each)."""
+    missing = [i.get('file_name') for i in content['images']
+               if not osp.isfile(osp.join(image_dir, str(i.get('file_name'))))]
+    if not missing:
+        return []
+    return [f'{path}: {len(missing)} of the {len(content["images"])} images it lists are not files in {image_dir}: '
+            f'{_short(missing)}; restore them, or remove them and their annotations from the file']
+
+
 def _check_boxes(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
     """The file must hold at least one usable box of the config's classes."""
     category_ids = {c['id']: c.get('name') for c in content['categories']}
@@ -115,10 +158,14 @@ def _short(items: Sequence, limit: int = 8) -> str:
 def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Check every file a config's dataloaders and COCO evaluators need, before any work starts.
 
-    Besides the files being there and being COCO json: the classes of each
+    Besides the files being there and being COCO json: image ids and
+    annotation ids are unique in each file (and the evaluator's), every image a
+    dataset's file lists is a file in its image directory, the classes of each
     dataset are categories of its annotation files and of its evaluator's
-    (names, case differences named), the heads' ``num_classes`` equal their
-    number, and each annotation file has at least one usable box of them.
+    (names, case differences named) and in the same order, the heads'
+    ``num_classes`` equal their number, and each annotation file has at least
+    one usable box of them. Files over 64 MB (COCO's train json) are only
+    checked to be JSON: the dataset parses them.
     Raises :class:`DatasetConfigError` listing every problem and how to get
     the data (or run on generated data instead).
     """
@@ -133,23 +180,31 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
             if classes:  # an unknown dataset type has none to compare
                 mismatches += _check_num_classes(cfg.get('model'), classes, split)
             root = dataset.get('data_root') or ''
+            image_dir = osp.join(root, (dataset.get('data_prefix') or {}).get('img', ''))
+            if not osp.isdir(image_dir):
+                problems.append(f'image directory {image_dir} does not exist ({split} split)')
             if dataset.get('ann_file'):
                 path = osp.join(root, dataset['ann_file'])
                 content, found = read(path)
                 problems += found
+                if content is not None:
+                    mismatches += _check_identities(path, content)
+                    if osp.isdir(image_dir):
+                        mismatches += _check_image_files(path, content, image_dir)
                 if content is not None and classes:
                     mismatches += (_check_categories(path, content, classes, split)
+                                   or _check_category_order(path, content, classes, split)
                                    or _check_boxes(path, content, classes, split))
-            image_dir = osp.join(root, (dataset.get('data_prefix') or {}).get('img', ''))
-            if not osp.isdir(image_dir):
-                problems.append(f'image directory {image_dir} does not exist ({split} split)')
         evaluator = cfg.get(f'{split}_evaluator')
         for metric in (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator or {}]):
             if metric.get('ann_file'):
                 content, found = read(metric['ann_file'])
                 problems += found
+                if content is not None:
+                    mismatches += _check_identities(metric['ann_file'], content)
                 if content is not None and classes:
-                    mismatches += _check_categories(metric['ann_file'], content, classes, split)
+                    mismatches += (_check_categories(metric['ann_file'], content, classes, split)
+                                   or _check_category_order(metric['ann_file'], content, classes, split))
     unique = list(dict.fromkeys(problems + mismatches))  # each problem once, in order
     if unique:
         raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(unique)

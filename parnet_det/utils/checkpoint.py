@@ -187,13 +187,9 @@ def _mismatch(expected: dict, found: dict, limit: int = 5) -> List[str]:
                                 ('shape differences', shapes)) if items]
 
 
-def load_weights_strictly(model: nn.Module, checkpoint: dict, source: str) -> None:
-    """Load ``checkpoint`` (as read by :func:`load_checkpoint_file`) into ``model``; every key must fit.
-
-    mmengine's ``load_from`` is non-strict: it warns about missing keys and
-    goes on with random weights. Here a mismatch raises
-    :class:`CheckpointMismatchError` naming the first differing keys and shapes.
-    """
+def check_weights_fit(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Raise :class:`CheckpointMismatchError` naming the first differing keys and shapes unless
+    ``checkpoint`` (as read by :func:`load_checkpoint_file`) has exactly ``model``'s weights."""
     state_dict = checkpoint.get('state_dict', checkpoint)
     found = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items() if k != '_metadata'}
     target = model.module if is_model_wrapper(model) else model
@@ -205,7 +201,17 @@ def load_weights_strictly(model: nn.Module, checkpoint: dict, source: str) -> No
                 'was it trained with another config, or another num_classes?')
         raise CheckpointMismatchError(f'{source} does not fit the model of this config ({hint}):\n  '
                                       + '\n  '.join(problems))
-    _load_checkpoint_to_model(target, checkpoint, strict=True)
+
+
+def load_weights_strictly(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Load ``checkpoint`` (as read by :func:`load_checkpoint_file`) into ``model``; every key must fit.
+
+    mmengine's ``load_from`` is non-strict: it warns about missing keys and
+    goes on with random weights. Here a mismatch raises
+    :class:`CheckpointMismatchError` (:func:`check_weights_fit`).
+    """
+    check_weights_fit(model, checkpoint, source)
+    _load_checkpoint_to_model(model.module if is_model_wrapper(model) else model, checkpoint, strict=True)
 
 
 _STEP_CHECKPOINT = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
@@ -214,9 +220,10 @@ _STEP_CHECKPOINT = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
 def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
     """The newest loadable checkpoint of ``work_dir``, and why each newer candidate was skipped.
 
-    Candidates, in order: the file ``last_checkpoint`` names (looked up by name
-    in ``work_dir`` if its recorded path no longer exists, e.g. the work dir
-    was moved), then ``epoch_N.pth`` / ``iter_N.pth`` from the highest N.
+    Candidates, in order: the file ``last_checkpoint`` names, looked up by name
+    in ``work_dir`` first (the pointer holds an absolute path: a copied or moved
+    work dir resumes from its own files, not the original's), then
+    ``epoch_N.pth`` / ``iter_N.pth`` from the highest N.
     Missing, empty and truncated files are skipped; an unsafe one raises.
     """
     candidates, skipped = [], []
@@ -226,7 +233,7 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
             target = f.read().strip()
         if not target:
             skipped.append(f'{pointer} is empty')
-        elif not osp.isfile(target) and osp.isfile(osp.join(work_dir, osp.basename(target))):
+        elif osp.isfile(osp.join(work_dir, osp.basename(target))):
             candidates.append(osp.join(work_dir, osp.basename(target)))
         else:
             candidates.append(target)

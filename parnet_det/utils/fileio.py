@@ -11,6 +11,8 @@ from mmengine.fileio import LocalBackend, register_backend
 
 # Ends the name of every temporary file or directory that a write in progress uses.
 PARTIAL_SUFFIX = '.tmp'
+# The name mmengine's ``backend_args`` use for :class:`AtomicLocalBackend`.
+ATOMIC_LOCAL_BACKEND = 'atomic_local'
 
 
 def strict_json(obj, **dumps_kwargs) -> str:
@@ -110,7 +112,7 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False) -> None:
         raise PermissionError(f'cannot write {path}: no write permission in {existing}')
 
 
-@register_backend('atomic_local')
+@register_backend(ATOMIC_LOCAL_BACKEND)
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend, but ``put`` and ``put_text`` write through :func:`atomic_write`.
 

@@ -4,8 +4,12 @@ message, the exit code and that nothing was lost or left behind.
 - test_checkpoint_files.py: each broken checkpoint kind (missing, empty, truncated, random bytes,
   pickled code) at the reader, mmengine's loader and the converter; atomic writes; resume candidates;
   strict loading.
-- test_crash_safe_training.py: a real mmengine Runner killed during a save, and resuming past a
-  checkpoint truncated mid-write (tools/train.py end to end, slow).
+- test_crash_safe_training.py: a real process killed with SIGKILL while it writes a large checkpoint,
+  and resuming past a checkpoint truncated mid-write (tools/train.py end to end, slow).
+- issue 19, runs and data never mixed up: test_work_dir_lock.py (one run per work dir),
+  test_data_identity.py (ids, image files, category order), test_same_model.py (resume and test only
+  the same model, class names, a copied work dir), test_divergence.py, test_deploy_evaluation.py (a
+  deploy checkpoint's AP equals its training form's, slow), test_model_inputs.py (the reduced neck).
 - test_data_preflight.py: classes, heads and boxes against the annotation files, on generated COCO data.
 - test_entry_points.py: each tool and the inference engine with bad arguments and broken or mismatched
   checkpoints.

@@ -1,8 +1,15 @@
-"""Broken checkpoint files, and a way to run the tools in-process."""
+"""Broken checkpoint files, a way to run the tools in-process, and a training that saves large checkpoints."""
 import os
 import runpy
 import subprocess
 import sys
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+
+import parnet_det  # noqa: F401  (CrashSafeCheckpointHook, also in a process that only imports this module)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,3 +48,27 @@ def run_tool(capsys, tool, *args):
         sys.argv = argv
     out, err = capsys.readouterr()
     return code, out, err
+
+
+class BigModel(BaseModel):
+    """A linear regression carrying a large frozen weight: 100 MB checkpoints, slow enough to be killed while
+    they are written."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.big = nn.Parameter(torch.zeros(25_000_000), requires_grad=False)
+
+    def forward(self, inputs, labels, mode='tensor'):
+        return dict(loss=(self.linear(inputs) - labels).square().mean())
+
+
+def train_big_model(work_dir, max_iters, resume_from=None):
+    """Train :class:`BigModel` for ``max_iters`` iterations, saving a checkpoint after each."""
+    data = [dict(inputs=torch.tensor([i / 8, 1.0]), labels=torch.tensor([i / 4])) for i in range(8)]
+    Runner(model=BigModel(), work_dir=work_dir, default_scope='mmdet', resume=resume_from is not None,
+           load_from=resume_from, optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+           train_dataloader=dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
+                                 collate_fn=dict(type='default_collate'), batch_size=4),
+           train_cfg=dict(by_epoch=False, max_iters=max_iters),
+           default_hooks=dict(checkpoint=dict(type='CrashSafeCheckpointHook', interval=1, by_epoch=False))).train()

@@ -1,4 +1,8 @@
 from .checkpoint_hook import CrashSafeCheckpointHook
+from .divergence_hook import DivergenceCheckHook, TrainingDivergedError
 from .reparameterize_hook import ReparameterizeHook
+from .resume_check_hook import ResumeCheckHook
 
-__all__ = ['CrashSafeCheckpointHook', 'ReparameterizeHook']
+__all__ = [
+    'CrashSafeCheckpointHook', 'DivergenceCheckHook', 'ReparameterizeHook', 'ResumeCheckHook', 'TrainingDivergedError'
+]

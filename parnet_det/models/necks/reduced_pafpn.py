@@ -55,4 +55,8 @@ class ReducedYOLOXPAFPN(YOLOXPAFPN):
             for width, reduced in zip(in_channels, reduced_channels))
 
     def forward(self, inputs: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+        if len(inputs) != len(self.reductions):
+            raise ValueError(f'ReducedYOLOXPAFPN is built for {len(self.reductions)} levels (in_channels) but got '
+                             f'{len(inputs)} inputs; give the backbone as many out_indices as the neck has '
+                             'in_channels')
         return super().forward(tuple(reduce(x) for reduce, x in zip(self.reductions, inputs)))
