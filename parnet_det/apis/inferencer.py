@@ -11,7 +11,6 @@ No input is ever written to: outputs go only into an empty ``out_dir``, under un
 """
 import contextlib
 import copy
-import logging
 import os
 import os.path as osp
 import sys
@@ -21,7 +20,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 from mmengine.config import Config
-from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
@@ -41,9 +39,9 @@ from ..inference import (
     read_image,
 )
 from ..models.builder import build_detector
-from ..utils.config import class_names_difference, config_class_names, load_config
+from ..utils.config import load_config
 from ..utils.fileio import atomic_write, publish, temporary_path
-from .inference import init_detector_engine
+from .inference import init_detector_engine, warn_if_classes_differ
 from .painter import DetectionPainter
 from .results import CocoIds, DetectionLog, coco_records, shown_detections
 
@@ -55,14 +53,11 @@ def dataset_meta_for(cfg: Config, model) -> dict:
     """Class names (and palette): the checkpoint's, else those of the config's test dataset.
 
     The checkpoint's classes are those the model was trained with; where the
-    config names others (another list, or another order), a warning names both.
+    config names others (another list, or another order), the loader has warned
+    (:func:`~parnet_det.apis.inference.warn_if_classes_differ`).
     """
     # mmengine saves the training data's metainfo as the checkpoint's meta.dataset_meta; both loaders keep it here.
     if getattr(model, 'dataset_meta', None):
-        difference = class_names_difference(model.dataset_meta.get('classes'), config_class_names(cfg))
-        if difference:
-            print_log(f"{difference}: the checkpoint's are used (the model was trained with them)",
-                      logger='current', level=logging.WARNING)
         return dict(model.dataset_meta)
     # As mmdet's init_detector: the dataset built without reading its annotations.
     return dict(DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo)
@@ -118,6 +113,7 @@ def load_predictor(config: Union[str, Config], checkpoint: str, device: str = 'c
                          'precision and fast paths do not apply; leave them out')
     # The one build function, strict: mmdet's init_detector would go on with random weights on a mismatch.
     model = build_detector(cfg, checkpoint, device)
+    warn_if_classes_differ(model)  # the engine's entry point does it for single-stage detectors
     return (lambda images: inference_detector(model, images)), dataset_meta_for(cfg, model)
 
 
