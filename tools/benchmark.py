@@ -1,11 +1,13 @@
 """Speed of detectors: network-only latency, end-to-end throughput, or a training step, on the CPU or a
 CUDA GPU.
 
-    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...] [--mode infer|train]
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline CONFIG ...] [--baseline-checkpoint CONFIG=CKPT ...]
+        [--mixed-workloads] [--mode infer|train]
         [--resolutions 320 416 512 640] [--batch-sizes 1] [--precision fp32 [fp16 bf16]]
         [--forms deploy [train] | --deploy | --no-deploy] [--variants mmdet [eager streams+cuda_graph ...]]
         [--candidates 1000] [--with-cp off [on]] [--device cpu|cuda] [--row-time-limit S]
-        [--warmup 10] [--iters 30] [--repeats 5] [--threads N] [--work-dir DIR] [--cfg-options key=value ...]
+        [--warmup 5] [--iters 1] [--repeats 5] [--min-repeat-time S] [--threads N] [--work-dir DIR]
+        [--cfg-options key=value ...]
 
 Variants: 'mmdet' runs the detector through mmdet (model._forward / test_step, autocast for
 fp16/bf16); any other is parnet_det.inference.DetectorEngine with fast paths joined by '+':
@@ -20,9 +22,18 @@ work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
 to every config. What each measurement covers: parnet_det/benchmark/variants.py.
 
-Post-processing work: without CHECKPOINT every model's YOLOX head is set, by the same method, so that
-about --candidates boxes per image pass the score threshold (parnet_det/benchmark/workload.py); each
-row records the candidates NMS received and the detections it kept.
+Folding: the deploy form folds every model alike (ParNet's blocks and the BatchNorm of every
+ConvModule); rows count what was folded and any BatchNorm left straight after a convolution.
+
+Timing: per setting the models alternate repeat by repeat (A B A B ...); each repeat lasts at least
+--min-repeat-time seconds (default 1 on the CPU, 0.2 on a GPU) and --iters calls; ratios to the
+baseline come with their spread over the repeats, and say "faster"/"slower" only where it excludes 1.
+
+Post-processing work: without checkpoints every model's head is set, by the same method, so that
+about --candidates boxes per image pass the score threshold (parnet_det/benchmark/workload.py); with
+CHECKPOINT and --baseline-checkpoint every model runs its real outputs. A checkpoint for some models
+and not for others is refused unless --mixed-workloads (then every row and table says so). Each row
+records the candidates NMS received and the detections it kept.
 
 --mode train times one optimizer step (forward, loss, backward, step; AMP for fp16/bf16) at the first
 --resolutions value and the config's per-GPU batch (or --batch-sizes), with and without the backbone's
@@ -49,6 +60,7 @@ from parnet_det.benchmark import (
     check_forms,
     check_settings,
     check_train_settings,
+    check_workloads,
     load_model_specs,
     run_benchmark,
     run_training_benchmark,
@@ -66,6 +78,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', nargs='?', help='weights of CONFIG, loaded before folding (optional)')
     parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG',
                         help='a config to compare with (repeatable; ratios are against the first)')
+    parser.add_argument('--baseline-checkpoint', action='append', default=[], metavar='CONFIG=CKPT',
+                        type=config_checkpoint, help='weights of a --baseline (repeatable; CONFIG as given there)')
+    parser.add_argument('--mixed-workloads', action='store_true',
+                        help='allow checkpoints for some models and the controlled workload for others')
     parser.add_argument('--mode', choices=['infer', 'train'], default='infer',
                         help="infer: network and end-to-end rows (default); train: one optimizer step")
     parser.add_argument('--resolutions', type=positive_int, nargs='+', default=[320, 416, 512, 640],
@@ -94,9 +110,13 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--row-time-limit', type=positive_float, metavar='S',
                         help='seconds one row may take; a row over it is kept as a timeout and the run goes on')
-    parser.add_argument('--warmup', type=non_negative_int, default=10, help='untimed iterations first')
-    parser.add_argument('--iters', type=positive_int, default=30, help='iterations per timed repeat')
-    parser.add_argument('--repeats', type=positive_int, default=5, help='timed repeats (median, min, max)')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed iterations first')
+    parser.add_argument('--iters', type=positive_int, default=1, help='iterations per timed repeat, at least')
+    parser.add_argument('--repeats', type=positive_int, default=5,
+                        help='timed repeats, the models alternating (median, min, max; ratio spreads)')
+    parser.add_argument('--min-repeat-time', type=float, metavar='S',
+                        help='seconds a timed repeat lasts at least (default 1 on the CPU, 0.2 on a GPU; 0: '
+                        'exactly --iters iterations)')
     parser.add_argument('--threads', type=positive_int,
                         help="torch's CPU threads (default: torch's choice; recorded in the results)")
     parser.add_argument('--work-dir', help='output folder (default work_dirs/benchmark/<timestamp>)')
@@ -105,13 +125,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def config_checkpoint(value: str) -> tuple:
+    """CONFIG=CKPT -> (CONFIG, CKPT)."""
+    config, separator, checkpoint = value.partition('=')
+    if not separator or not config or not checkpoint:
+        raise argparse.ArgumentTypeError(f'{value}: give CONFIG=CHECKPOINT, e.g. '
+                                         'configs/yolov4_csp_coco.py=yolov4_csp.pth')
+    return config, checkpoint
+
+
 def settings_from_args(args):
     """The inference settings, and for --mode train the training settings."""
     settings = BenchmarkSettings(resolutions=args.resolutions, batch_sizes=args.batch_sizes or [1],
                                  precisions=args.precisions, forms=args.forms, variants=args.variants,
                                  device=args.device, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
-                                 threads=args.threads, candidates=args.candidates,
-                                 row_time_limit_s=args.row_time_limit)
+                                 min_repeat_s=args.min_repeat_time, threads=args.threads,
+                                 candidates=args.candidates, row_time_limit_s=args.row_time_limit,
+                                 mixed_workloads=args.mixed_workloads)
     if args.mode != 'train':
         return settings, None
     if len(args.resolutions) > 1 or len(args.batch_sizes or []) > 1:
@@ -130,11 +160,15 @@ def main(argv=None):
     # Refuse what cannot run before measuring anything, and before any output exists.
     with user_errors(FileNotFoundError, ValueError):
         settings, training = settings_from_args(args)
-        models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options)
+        models = load_model_specs(args.config, args.checkpoint, args.baseline, args.cfg_options,
+                                  dict(args.baseline_checkpoint))
         check_settings(settings)
         check_forms(models, settings.forms)
-        if args.checkpoint is not None and training is not None:
-            raise ValueError('--mode train times a step from the initial weights: leave out CHECKPOINT')
+        if training is not None and any(spec.checkpoint is not None for spec in models):
+            raise ValueError('--mode train times a step from the initial weights: leave out CHECKPOINT and '
+                             '--baseline-checkpoint')
+        if training is None:
+            check_workloads(models, args.mixed_workloads)
         if training is not None:
             check_train_settings(training)
     work_dir = args.work_dir or osp.join('work_dirs', 'benchmark', time.strftime('%Y%m%d_%H%M%S'))

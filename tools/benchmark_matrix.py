@@ -34,9 +34,12 @@ def parse_args(argv=None):
     parser.add_argument('--preset', choices=list(PRESETS), required=True, help='what to measure')
     parser.add_argument('--work-dir', required=True, help='keeps rows.jsonl (resumed from) and the reports')
     parser.add_argument('--models', nargs='+', metavar='NAME',
-                        help='config names under configs/ (default: the preset\'s; the baseline is added)')
+                        help='config names under configs/ (default: the preset\'s; the baseline of each one\'s '
+                        'recipe is added)')
     parser.add_argument('--device', help="override the preset's device (e.g. cuda:1)")
     parser.add_argument('--row-time-limit', type=positive_float, metavar='S', help="override the preset's")
+    parser.add_argument('--min-repeat-time', type=float, metavar='S',
+                        help="override the preset's seconds per timed repeat (e.g. short for a dry run)")
     parser.add_argument('--retry-failed', action='store_true', help='measure timed-out or failed rows again')
     parser.add_argument('--resolutions', type=positive_int, nargs='+', metavar='SIDE',
                         help="only these of the preset's input sides (e.g. the most important first, in a call of "
@@ -54,21 +57,28 @@ def preset_from_args(args):
     preset = PRESETS[args.preset]
     overrides = {key: value for key, value in (('device', args.device), ('row_time_limit_s', args.row_time_limit))
                  if value is not None}
-    inference = dataclasses.replace(preset.inference, **overrides, **subsets(preset.inference, args))
+    timing = {} if args.min_repeat_time is None else dict(min_repeat_s=args.min_repeat_time)
+    inference = dataclasses.replace(preset.inference, **overrides, **timing, **subsets(preset.inference, args))
     training = dataclasses.replace(preset.training, **overrides)
     # A part left out measures nothing: no precision to measure at.
     if args.part in ('inference', 'report'):
         training = dataclasses.replace(training, precisions=())
     if args.part in ('training', 'report'):
         inference = dataclasses.replace(inference, precisions=())
-    models = preset.models
+    recipes = preset.recipes
     if args.models:
         missing = [name for name in args.models if not osp.isfile(osp.join(CONFIG_DIR, f'{name}.py'))]
         if missing:
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
-        models = list(dict.fromkeys([preset.baseline, *args.models]))  # the baseline first: ratios need it
-    return dataclasses.replace(preset, inference=inference, training=training, models=models)
+        unpaired = [name for name in args.models if name not in preset.models]
+        if unpaired:
+            raise ValueError(f'--models {unpaired[0]}: in no recipe of the preset (' + '; '.join(
+                f'{recipe.baseline}: {", ".join(recipe.models)}' for recipe in recipes) + ')')
+        # Each asked model with its recipe's baseline: ratios need it.
+        recipes = [dataclasses.replace(recipe, models=[name for name in recipe.models if name in args.models])
+                   for recipe in recipes if {recipe.baseline, *recipe.models} & set(args.models)]
+    return dataclasses.replace(preset, inference=inference, training=training, recipes=recipes)
 
 
 def subsets(settings, args) -> dict:

@@ -15,7 +15,6 @@ import json
 import os.path as osp
 
 from parnet_det.benchmark import (
-    BASELINE,
     TRAIN_MODE,
     add_baseline_ratios,
     latest_rows,
@@ -24,7 +23,7 @@ from parnet_det.benchmark import (
     regime_plots,
     training_estimates,
 )
-from parnet_det.benchmark.matrix import hardware_of
+from parnet_det.benchmark.matrix import RECIPES, hardware_of
 from parnet_det.benchmark.paper_table import (
     merge,
     read_ap_results,
@@ -32,7 +31,10 @@ from parnet_det.benchmark.paper_table import (
     render_speed_accuracy_plot,
     render_table,
 )
+from parnet_det.benchmark.regimes import RATIO_LEGEND
 from parnet_det.benchmark.report import write_files
+from parnet_det.benchmark.rows import measured
+from parnet_det.benchmark.settings import Recipe, baselines_of
 from parnet_det.utils.cli_args import user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -43,7 +45,10 @@ def parse_args(argv=None):
     parser.add_argument('--benchmark', nargs='+', required=True,
                         help='results.json (or rows.jsonl) files of tools/benchmark.py / tools/benchmark_matrix.py')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--baseline', default=BASELINE, help=f'the model the ratios are against (default {BASELINE})')
+    parser.add_argument('--baseline',
+                        help='the model every ratio is against (default: per recipe, each model against the '
+                        'baseline of its neck, head and recipe: ' + '; '.join(f'{r.name}: {r.baseline}'
+                                                                              for r in RECIPES) + ')')
     parser.add_argument('--precision', default='fp32',
                         help='AP table: which benchmark precision to show (default fp32)')
     parser.add_argument('--batch-size', type=int, default=1, help='AP table: which batch size to show (default 1)')
@@ -68,6 +73,20 @@ def read_speed_rows(paths):
     return rows, hardware_of(rows)
 
 
+def recipes_for(rows, baseline):
+    """The recipes whose baseline has measured rows; with ``baseline``, one holding every model."""
+    if baseline is not None:
+        recipes = [Recipe(f'against {baseline}', baseline, sorted({row['model'] for row in rows} - {baseline}))]
+    else:
+        recipes = list(RECIPES)
+    measured_models = {row['model'] for row in measured(rows)}
+    recipes = [recipe for recipe in recipes if recipe.baseline in measured_models]
+    if not recipes:
+        raise ValueError(f'no benchmark row of a baseline ({baseline or ", ".join(r.baseline for r in RECIPES)}); '
+                         'name the one to compare with --baseline')
+    return recipes
+
+
 def main(argv=None):
     args = parse_args(argv)
     with user_errors(FileNotFoundError, ValueError, KeyError):
@@ -77,15 +96,13 @@ def main(argv=None):
         rows, device = read_speed_rows(args.benchmark)
         merged = merge(read_ap_results(args.ap), rows, args.precision, args.batch_size, args.form,
                        args.variant) if args.ap else None
-        if not any(row['model'] == args.baseline for row in rows):
-            raise ValueError(f'no benchmark row of the baseline {args.baseline}; name it with --baseline')
-    add_baseline_ratios(rows, args.baseline)
-    answer = ratio_tables(rows, args.baseline)
+        recipes = recipes_for(rows, args.baseline)
+    add_baseline_ratios(rows, baselines_of(recipes))
+    answer = ratio_tables(rows, recipes)
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     sections = ['# Speed against the baseline, per regime', '',
-                f'Hardware: {device}. Ratio = images/s over {args.baseline}\'s on the same hardware, in the '
-                'same regime and setting (above 1: faster); the variant each model ran in brackets.', '', answer,
+                f'Hardware: {device}. {RATIO_LEGEND}', '', answer,
                 '![latency against resolution](latency_vs_resolution.png)',
                 '![throughput against batch](throughput_vs_batch.png)', '']
     files = regime_plots(rows, device)

@@ -12,28 +12,38 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
 from ..utils.fileio import atomic_write
-from .regimes import ratio_tables, regime_plots, training_estimates
+from .regimes import RATIO_LEGEND, ratio_tables, regime_plots, training_estimates
 from .report import benchmark_meta, write_files, write_report
 from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
 from .runner import run_benchmark
-from .settings import BenchmarkSettings, load_model_specs
+from .settings import BenchmarkSettings, Recipe, baselines_of, load_model_specs, recipe_models
 from .training import TrainSettings, run_training_benchmark
 
 BASELINE = 'yolo_cspdarknet53s_coco'
+
+
 # The baseline, ParNet-XL and XL-CSP (the paper's pair), ParNet-S and M (S has the baseline's backbone FLOPs at
-# depth 12), and the wide-neck XL for reference; in the order a run cut short should have measured them.
-MATRIX_MODELS = (BASELINE, 'yolo_parnet_xl_coco', 'yolo_parnet_s_coco', 'yolo_parnet_xl_csp_coco',
-                 'yolo_parnet_m_coco', 'yolo_parnet_xl_wideneck_coco')
+# depth 12), and the wide-neck XL for reference.
+YOLOX_RECIPE = Recipe('YOLOX recipe (YOLOX-L PAFPN and head, CSPDarknet53s baseline)', BASELINE,
+                      ('yolo_parnet_xl_coco', 'yolo_parnet_s_coco', 'yolo_parnet_xl_csp_coco', 'yolo_parnet_m_coco',
+                       'yolo_parnet_xl_wideneck_coco'))
+RECIPES = (YOLOX_RECIPE, )
+
+
+MATRIX_MODELS = tuple(recipe_models(RECIPES))
 
 
 @dataclass
 class MatrixPreset:
-    """Settings of the inference rows and of the training rows of one matrix, the models (config names) and
-    the one every ratio is taken against."""
+    """Settings of the inference rows and of the training rows of one matrix, and the recipes (each a
+    baseline and the models compared with it)."""
     inference: BenchmarkSettings
     training: TrainSettings
-    models: Sequence[str] = MATRIX_MODELS
-    baseline: str = BASELINE
+    recipes: Sequence[Recipe] = RECIPES
+
+    @property
+    def models(self) -> List[str]:
+        return recipe_models(self.recipes)
 
 
 PRESETS: Dict[str, MatrixPreset] = {
@@ -42,7 +52,7 @@ PRESETS: Dict[str, MatrixPreset] = {
     'gpu': MatrixPreset(
         inference=BenchmarkSettings(resolutions=(640, 512, 1280), batch_sizes=(1, 32), precisions=('fp16', 'fp32'),
                                     variants=('mmdet', 'eager', 'channels_last+cuda_graph'), device='cuda',
-                                    warmup=5, iters=10, repeats=3, row_time_limit_s=60),
+                                    warmup=5, iters=1, repeats=5, min_repeat_s=0.2, row_time_limit_s=60),
         training=TrainSettings(resolution=640, precisions=('fp16', ), with_cp=(False, True), device='cuda',
                                row_time_limit_s=120)),
     # The same comparison within a 2-core CPU's reach: smaller inputs, batch 1, fp32; channels_last is the
@@ -50,7 +60,8 @@ PRESETS: Dict[str, MatrixPreset] = {
     'cpu': MatrixPreset(
         inference=BenchmarkSettings(resolutions=(320, 416, 512), batch_sizes=(1, ), precisions=('fp32', ),
                                     variants=('mmdet', 'eager', 'channels_last'), device='cpu',
-                                    warmup=1, iters=1, repeats=3, threads=2, row_time_limit_s=300),
+                                    warmup=1, iters=1, repeats=5, min_repeat_s=1.0, threads=2,
+                                    row_time_limit_s=300),
         training=TrainSettings(resolution=320, batch_size=2, precisions=('fp32', ), with_cp=(False, True),
                                device='cpu', warmup=1, iters=1, repeats=3, row_time_limit_s=300)),
 }
@@ -100,7 +111,7 @@ def row_appender(path: str) -> Callable[[dict], None]:
 
     def append(row: dict) -> None:
         with open(path, 'a') as file:
-            file.write(json.dumps(row) + '\n')
+            file.write(json.dumps(row, allow_nan=False) + '\n')
             file.flush()
             os.fsync(file.fileno())
 
@@ -128,14 +139,14 @@ def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Se
     done = done_keys(read_rows(rows_path), retry_failed)
     log(f'{len(done)} rows in {rows_path} already; measuring the rest')
     # Collected first: a failure there must not cost the measurements.
-    meta = benchmark_meta(command, preset.inference, preset.baseline, preset.training)
+    meta = benchmark_meta(command, preset.inference, preset.recipes[0].baseline, preset.training)
     os.makedirs(work_dir, exist_ok=True)
     append = row_appender(rows_path)
     if preset.inference.precisions:  # none: this call only writes the reports
         run_benchmark(specs, preset.inference, log=log, on_row=append, done=done)
     if preset.training.precisions:
         run_training_benchmark(specs, preset.training, log=log, on_row=append, done=done)
-    return write_matrix_reports(work_dir, meta, read_rows(rows_path), preset.baseline)
+    return write_matrix_reports(work_dir, meta, read_rows(rows_path), preset.recipes)
 
 
 def _model_configs(config_dir: str, models: Sequence[str]) -> tuple:
@@ -149,15 +160,14 @@ def hardware_of(rows: Sequence[dict]) -> str:
     return '; '.join(dict.fromkeys(str(row.get('hardware') or row['device']) for row in rows)) or 'no rows'
 
 
-def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], baseline: str) -> List[str]:
+def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], recipes: Sequence[Recipe]) -> List[str]:
     """results.* of :func:`~.report.write_report`, and regimes.md with the latency and throughput plots."""
     rows = latest_rows(rows)
-    add_baseline_ratios(rows, baseline)
+    add_baseline_ratios(rows, baselines_of(recipes))
     add_variant_speedups(rows, meta['settings']['variants'][0])
     device = hardware_of(rows)
-    answer = (f'# Detectors against {baseline}, per regime\n\nRatio = images/s over the baseline\'s on the same '
-              'hardware, in the same regime and setting (above 1: faster); the variant each model ran in '
-              'brackets.\n\n' + ratio_tables(rows, baseline))
+    answer = ('# Detectors against their baselines, per regime\n\n' + RATIO_LEGEND + '\n\n'
+              + ratio_tables(rows, recipes))
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
     return write_report(work_dir, meta, rows) + write_files(

@@ -1,60 +1,46 @@
-"""One model's measurements: the model in its form, the state its rows share, one timed measurement."""
-from contextlib import ExitStack
-from typing import Dict, List, Optional, Tuple
+"""One model's measurements: the model in its form, the state its rows share, and its part of a timed setting."""
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from mmdet.models.dense_heads import YOLOXHead
-
-from ..analysis import measure_depth
+from ..analysis import foldable_norms, measure_depth
 from ..inference import DetectorEngine
-from ..models import build_detector, switch_to_deploy
-from ..utils.time_limit import time_limit
+from ..models import build_detector
+from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
 from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
-from .rows import failed_row_fields
-from .settings import BenchmarkSettings, ModelSpec
-from .timing import PeakMemory, autocast, hardware_name, summarize_ms, time_repeats
+from .settings import BenchmarkSettings, ModelSpec, min_repeat_seconds
+from .timing import BlockTimer, PeakMemory, autocast, module_bytes, summarize_ms
 from .variants import build_runner, timed_step
-from .workload import control_yolox_workload, count_candidates
+from .workload import HeadOutputs, control_workload, head_adapter
 
 
-def build_form(spec: ModelSpec, form: str, device: torch.device) -> Tuple[nn.Module, int]:
+def build_form(spec: ModelSpec, form: str, device: torch.device) -> Tuple[nn.Module, Dict[str, int]]:
     """The model of ``spec`` (:func:`~parnet_det.models.build_detector`) in its training or its folded form.
 
+    The deploy form folds every model alike: the blocks that fold themselves (ParNet's, ``switch_to_deploy``)
+    and the BatchNorm of every ConvModule (the baseline's, the necks' and heads'), as the inference engine and
+    the ONNX export fold. The train form folds nothing.
+
     Returns:
-        tuple[nn.Module, int]: The model and the number of blocks folded.
+        tuple[nn.Module, dict]: The model, and ``folded_blocks`` / ``folded_norms``: what was folded.
     """
     model = build_detector(spec.cfg, spec.checkpoint, device)
     if form == 'deploy':
-        return model, switch_to_deploy(model)
+        folded_blocks = switch_to_deploy(model)
+        return model, dict(folded_blocks=folded_blocks, folded_norms=fold_conv_module_norms(model.eval()))
     # A config built with deploy=True (or a deploy checkpoint) has no training form: its rows would be mislabelled.
     if any(getattr(m, 'deploy', False) for m in model.modules() if hasattr(m, 'switch_to_deploy')):
         raise ValueError(f'{spec.name}: form "train" asked for, but the model is built folded (deploy=True, or a '
                          'deploy checkpoint)')
-    return model, 0
+    return model, dict(folded_blocks=0, folded_norms=0)
 
 
-def measure(runner, mode: str, images: List[np.ndarray], data: dict, device: torch.device, precision: str,
-            settings: BenchmarkSettings) -> dict:
-    """Time one mode at one setting; returns the timing, memory and (end2end) detection-count fields."""
-    step, contexts = timed_step(runner, mode, images, data, device, precision)
-    # Compilation and graph capture happen on the first call: never inside a timed block.
-    options = getattr(runner, 'options', None)
-    warmup = max(settings.warmup, 1) if options is not None and (options.compile or options.cuda_graph) \
-        else settings.warmup
-    with torch.inference_mode(), ExitStack() as stack, PeakMemory(device) as memory:
-        for context in contexts:
-            stack.enter_context(context)
-        block_ms = time_repeats(step, device, warmup, settings.iters, settings.repeats)
-        outputs = step()
-    timing = summarize_ms(block_ms)
-    return dict(timing, ms_per_batch_repeats=block_ms, images_per_s=len(images) * 1000 / timing['ms_per_batch_median'],
-                peak_memory_mib=memory.mib,
-                detections_per_image=float(np.mean([len(sample.pred_instances) for sample in outputs]))
-                if mode == 'end2end' else None)
+def model_fields(spec: ModelSpec, form: str) -> dict:
+    """The fields every row of a model in a form starts with (all a row of a model that failed to build has)."""
+    return dict(model=spec.name, config=spec.config, checkpoint=spec.checkpoint, form=form)
 
 
 class ModelBench:
@@ -65,10 +51,11 @@ class ModelBench:
         self.spec, self.form, self.settings, self.device = spec, form, settings, device
         torch.manual_seed(0)  # the same weights in every run
         self.model, folded = build_form(spec, form, device)
-        smallest = min(settings.resolutions)
-        self.fields = dict(model=spec.name, config=spec.config, checkpoint=spec.checkpoint, form=form,
-                           folded_blocks=folded, **parameters_by_part(self.model),
-                           backbone_depth=measure_depth(self.model.backbone, (1, 3, smallest, smallest)))
+        smallest = (1, 3, min(settings.resolutions), min(settings.resolutions))
+        self.fields = dict(model_fields(spec, form), **folded,
+                           foldable_norms_left=len(foldable_norms(self.model, smallest)),
+                           **parameters_by_part(self.model),
+                           backbone_depth=measure_depth(self.model.backbone, smallest))
         self.setting = None
         self.flops: Dict[int, dict] = {}
 
@@ -78,22 +65,25 @@ class ModelBench:
             return 'checkpoint'
         if self.settings.candidates == 0:
             return 'initial head'
-        if not isinstance(getattr(self.model, 'bbox_head', None), YOLOXHead):
-            return 'initial head (the controlled workload is defined for YOLOX heads)'
-        candidates, detections = control_yolox_workload(self.model, self.data['inputs'], self.settings.candidates)
+        if head_adapter(self.model) is None:
+            return f'initial head (no controlled workload for {type(self.model.bbox_head).__name__})'
+        metas = [sample.metainfo for sample in self.data['data_samples']]
+        candidates, detections = control_workload(self.model, self.data['inputs'], metas, self.settings.candidates)
         return f'controlled: {candidates} candidates, ~{detections} detections/img'
 
     def at_setting(self, resolution: int, batch_size: int) -> None:
         """Images, workload and FLOPs for this input and batch size; the previous setting's runners are dropped."""
         if (resolution, batch_size) == self.setting:
             return
-        self.setting, self.runners, self.candidates = (resolution, batch_size), {}, {}
+        self.setting, self.runners, self.candidates = None, {}, {}
         self.images = synthetic_images(resolution, batch_size)
         with torch.inference_mode():
             self.data = self.model.data_preprocessor(pack_images(self.images), False)
         if resolution not in self.flops:
             self.flops[resolution] = flops_by_part(self.model, resolution, self.device)
         self.setting_fields = dict(workload=self._set_workload(), **self.flops[resolution])
+        self.head_outputs = HeadOutputs(self.model, self.data['inputs']) if head_adapter(self.model) else None
+        self.setting = (resolution, batch_size)  # last: a failure above leaves the setting to be set up again
 
     def runner(self, variant: str, precision: str):
         if (variant, precision) not in self.runners:
@@ -104,27 +94,61 @@ class ModelBench:
             self.runners[variant, precision] = runner
         return self.runners[variant, precision]
 
-    def count_candidates(self, precision: str) -> Optional[float]:
-        if precision not in self.candidates:
-            with autocast(self.device, precision):
-                self.candidates[precision] = count_candidates(self.model, self.data['inputs'])
-        return self.candidates[precision]
+    def drop_runner(self, variant: str, precision: str) -> None:
+        """Forget a runner interrupted mid-call: it is not to be reused."""
+        if self.setting is not None:
+            self.runners.pop((variant, precision), None)
 
-    def measure_case(self, case: tuple) -> dict:
+    def count_candidates(self, runner, variant: str, precision: str) -> Optional[float]:
+        """Mean (box, class) pairs per image that reach NMS, counted on the runner's own path (the engine's
+        decoded scores in its dtype, mmdet's head under its autocast); None for a head without adapter."""
+        if (variant, precision) in self.candidates:
+            return self.candidates[variant, precision]
+        batch_size = len(self.images)
+        with torch.inference_mode():
+            if isinstance(runner, DetectorEngine):
+                outputs = runner.network(runner.preprocess(self.images)[0])
+                if runner.decodes_boxes:  # (boxes, scores): what postprocess_dense_detections thresholds
+                    found = (outputs[1].float().amax(dim=2) >= runner.test_cfg.score_thr).sum().item() / batch_size
+                else:
+                    found = self._count_raw(outputs, batch_size)
+            else:
+                with autocast(self.device, precision):
+                    found = self._count_raw(self.model._forward(self.data['inputs']), batch_size)
+        self.candidates[variant, precision] = found
+        return found
+
+    def _count_raw(self, outputs, batch_size: int) -> Optional[float]:
+        return None if self.head_outputs is None else self.head_outputs.count_candidates(outputs, batch_size)
+
+    def prepare(self, case: tuple, row: dict) -> BlockTimer:
+        """Set up ``case`` and warm its step up: the block timer to interleave. Fills ``row``'s set-up fields."""
         resolution, batch_size, variant, precision, mode = case
         self.at_setting(resolution, batch_size)
-        row = dict(self.fields, **self.setting_fields, variant=variant, precision=precision,
-                   device=str(self.device), hardware=hardware_name(self.device), mode=mode, resolution=resolution,
-                   batch_size=batch_size)
-        try:
-            with time_limit(self.settings.row_time_limit_s):
-                runner = self.runner(variant, precision)
-                row['input_shape'] = (list(runner.input_size) if isinstance(runner, DetectorEngine)
-                                      else list(self.data['inputs'].shape[-2:]))
-                row['nms_candidates_per_image'] = self.count_candidates(precision)
-                row.update(measure(runner, mode, self.images, self.data, self.device, precision, self.settings),
-                           status='ok')
-        except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
-            self.runners.pop((variant, precision), None)  # interrupted mid-call: not to be reused
-            row.update(failed_row_fields(failure))
-        return row
+        row.update(self.setting_fields)
+        runner = self.runner(variant, precision)
+        row['input_shape'] = (list(runner.input_size) if isinstance(runner, DetectorEngine)
+                              else list(self.data['inputs'].shape[-2:]))
+        row['nms_candidates_per_image'] = self.count_candidates(runner, variant, precision)
+        step, context = timed_step(runner, mode, self.images, self.data, self.device, precision)
+        timer = BlockTimer(step, self.device, context)
+        # Compilation and graph capture happen on the first call: never inside a timed block.
+        options = getattr(runner, 'options', None)
+        warmup = max(self.settings.warmup, 1) if options is not None and (options.compile or options.cuda_graph) \
+            else self.settings.warmup
+        weights = module_bytes(runner.model if isinstance(runner, DetectorEngine) else runner)
+        with PeakMemory(self.device, weights) as memory:
+            timer.warm_up(warmup, self.settings.iters, min_repeat_seconds(self.settings, self.device))
+        row['peak_memory_mib'] = memory.mib
+        return timer
+
+    def finish(self, row: dict, timer: BlockTimer, block_ms: list, mode: str) -> None:
+        """The timing fields of ``row`` from its blocks, and (end2end) the detections of one more call."""
+        timing = summarize_ms(block_ms)
+        detections = None
+        if mode == 'end2end':
+            with timer.context():
+                detections = float(np.mean([len(sample.pred_instances) for sample in timer.step()]))
+        row.update(timing, ms_per_batch_repeats=block_ms, iters_per_repeat=timer.iters,
+                   images_per_s=len(self.images) * 1000 / timing['ms_per_batch_median'],
+                   detections_per_image=detections, status='ok')

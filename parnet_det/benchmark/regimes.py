@@ -14,8 +14,9 @@ setting: above 1 the model is faster.
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plotting import finish_axes, new_figure, to_png
-from .rows import TRAIN_MODE, measured
-from .settings import MODES
+from .rows import TRAIN_MODE, format_spread, measured, numeric_order, ratio_spread, verdict
+from .settings import MODES, Recipe
+from .tables import memory_cell
 
 SETTING_KEYS = ('mode', 'precision', 'resolution', 'batch_size', 'with_cp')
 # The COCO recipe the training estimate is for: train2017's images, YOLOX's 300 epochs, 8 GPUs.
@@ -50,13 +51,26 @@ def select_regimes(rows: List[dict]) -> List[Tuple[str, Dict[tuple, dict]]]:
     return [(title, chosen) for title, chosen in selected if chosen]
 
 
-def ratio_tables(rows: List[dict], baseline: str) -> str:
-    """Markdown: per hardware and regime, the baseline's time and every other model's speed ratio to it
+RATIO_LEGEND = ('Ratio = images/s over the baseline\'s on the same hardware, in the same regime and setting (above 1: '
+                'faster), the median over the timed repeats with their min-max in brackets (paired round by round '
+                'where both were timed together; "unpaired": the widest interval of their repeats); "faster" or '
+                '"slower" only where the whole spread is above or below 1, else "within noise". The variant each '
+                'model ran in, in brackets.')
+
+
+def ratio_tables(rows: List[dict], recipes: Sequence[Recipe]) -> str:
+    """Markdown: per hardware, recipe and regime, the baseline's time and every other model's speed ratio to it
     (rows of different machines are never compared)."""
     sections = []
     for hardware in dict.fromkeys(row.get('hardware') for row in measured(rows)):
         same = [row for row in rows if row.get('hardware') == hardware]
-        sections.append(f'## {hardware or "hardware not recorded"}\n\n' + _ratio_tables_on(same, baseline))
+        sections.append(f'## {hardware or "hardware not recorded"}\n')
+        for recipe in recipes:
+            members = {recipe.baseline, *recipe.models}
+            ours = [row for row in same if row['model'] in members]
+            if any(row['model'] == recipe.baseline for row in measured(ours)):
+                sections.append(f'### {recipe.name}: against {recipe.baseline}\n\n'
+                                + _ratio_tables_on(ours, recipe.baseline))
     return '\n'.join(sections)
 
 
@@ -64,22 +78,30 @@ def _ratio_tables_on(rows: List[dict], baseline: str) -> str:
     lines = []
     for title, chosen in select_regimes(rows):
         models = sorted({key[0] for key in chosen if key[0] != baseline})
-        settings = sorted({key[1:] for key in chosen if key[0] == baseline}, key=lambda s: tuple(map(str, s)))
-        lines += [f'### {title}', '', '| mode | precision | px | batch | with_cp | baseline ms/batch (variant) | '
+        settings = sorted({key[1:] for key in chosen if key[0] == baseline},
+                          key=lambda setting: tuple(map(numeric_order, setting)))
+        lines += [f'#### {title}', '', '| mode | precision | px | batch | with_cp | baseline ms/batch (variant) | '
                   + ' | '.join(f'{model} ×' for model in models) + ' |', '|' + '---|' * (6 + len(models))]
         for setting in settings:
             reference = chosen[(baseline, *setting)]
             cells = []
             for model in models:
                 row = chosen.get((model, *setting))
-                cells.append('-' if row is None else
-                             f'**{row["images_per_s"] / reference["images_per_s"]:.2f}** ({row["variant"]})')
+                cells.append('-' if row is None else f'{_regime_ratio(row, reference)} ({row["variant"]})')
             mode, precision, resolution, batch, with_cp, _ = setting  # the last: the one hardware
             lines.append(f'| {mode} | {precision} | {resolution} | {batch} | {"-" if with_cp is None else with_cp} | '
                          f'{reference["ms_per_batch_median"]:.2f} ({reference["variant"]}) | ' + ' | '.join(cells)
                          + ' |')
         lines.append('')
     return '\n'.join(lines)
+
+
+def _regime_ratio(row: dict, reference: dict) -> str:
+    """The ratio with its spread and verdict (a regime may pick different variants for the two models: then
+    their repeats were not interleaved, and the spread is the unpaired one)."""
+    median, low, high, paired = ratio_spread(row, reference)
+    spread = format_spread(low, high, paired)
+    return f'**{median:.2f}**{f" ({spread})" if spread else ""} {verdict(low, high)}'
 
 
 def training_estimates(rows: List[dict]) -> str:
@@ -97,20 +119,24 @@ def training_estimates(rows: List[dict]) -> str:
         if row['mode'] == TRAIN_MODE:
             hours = COCO_TRAIN_IMAGES * RECIPE_EPOCHS / (row['images_per_s'] * RECIPE_GPUS) / 3600
             lines.append(f'| {row["model"]} | {row["precision"]} | {row["resolution"]} | {row["batch_size"]} | '
-                         f'{row["with_cp"]} | {row["images_per_s"]:.2f} | {row["peak_memory_mib"]:.0f} | '
+                         f'{row["with_cp"]} | {row["images_per_s"]:.2f} | {memory_cell(row)} | '
                          f'{hours:,.0f} |')
     return '\n'.join(lines) + '\n'
 
 
-def _plot(rows: List[dict], x_key: str, y: Callable[[dict], float], ylabel: str, keep: Callable[[dict], bool],
-          title: str) -> bytes:
+def _plot(rows: List[dict], x_key: str, y: Callable[[dict], float], span: Callable[[dict], tuple], ylabel: str,
+          keep: Callable[[dict], bool], title: str) -> bytes:
     figure = new_figure(6 * len(MODES), 4.5)
     for index, mode in enumerate(MODES, start=1):
         axes = figure.add_subplot(1, len(MODES), index)
         chosen = [row for row in _fastest([r for r in measured(rows) if r['mode'] == mode and keep(r)]).values()]
         for model in sorted({row['model'] for row in chosen}):
             points = sorted((row for row in chosen if row['model'] == model), key=lambda row: row[x_key])
-            axes.plot([row[x_key] for row in points], [y(row) for row in points], marker='o', label=model)
+            values = [y(row) for row in points]
+            # Error bars: the fastest and the slowest repeat.
+            spread = [[value - min(bounds) for value, bounds in zip(values, (span(row) for row in points))],
+                      [max(bounds) - value for value, bounds in zip(values, (span(row) for row in points))]]
+            axes.errorbar([row[x_key] for row in points], values, yerr=spread, marker='o', capsize=3, label=model)
         finish_axes(axes, title=f'{mode}, fastest variant', xlabel=x_key.replace('_', ' '), ylabel=ylabel)
     figure.suptitle(title)
     return to_png(figure)
@@ -133,10 +159,15 @@ def regime_plots(rows: List[dict], device: str) -> Dict[str, bytes]:
     same_precision = lambda row: row['precision'] == precision
     return {
         'latency_vs_resolution.png': _plot(
-            ok, 'resolution', lambda row: row['ms_per_batch_median'], 'ms per image (batch 1)',
+            ok, 'resolution', lambda row: row['ms_per_batch_median'],
+            lambda row: (row.get('ms_per_batch_min', row['ms_per_batch_median']),
+                         row.get('ms_per_batch_max', row['ms_per_batch_median'])), 'ms per image (batch 1)',
             lambda row: same_precision(row) and row['batch_size'] == 1, f'{device}, {precision}'),
         'throughput_vs_batch.png': _plot(
-            ok, 'batch_size', lambda row: row['images_per_s'], 'images / s',
+            ok, 'batch_size', lambda row: row['images_per_s'],
+            lambda row: (row['batch_size'] * 1000 / row.get('ms_per_batch_max', row['ms_per_batch_median']),
+                         row['batch_size'] * 1000 / row.get('ms_per_batch_min', row['ms_per_batch_median'])),
+            'images / s',
             lambda row: same_precision(row) and row['resolution'] == resolution,
             f'{device}, {precision}, {resolution} px'),
     }

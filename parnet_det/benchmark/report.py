@@ -16,7 +16,7 @@ from ..utils.collect_env import collect_env
 from ..utils.fileio import atomic_write
 from .plotting import finish_axes, new_figure, to_png
 from .rows import MODE_TITLES, measured
-from .settings import MODES
+from .settings import MODES, min_repeat_seconds
 from .tables import render_markdown
 from .timing import memory_measure
 
@@ -41,15 +41,26 @@ def benchmark_meta(argv: Sequence[str], settings, baseline: Optional[str], train
         baseline=baseline,
         definitions=dict(
             modes=MODE_TITLES,
-            ms_per_batch=('each timed repeat runs `iters` iterations after `warmup` untimed ones; '
-                          'median/min/max are over the repeats\' mean ms per batch'),
+            ms_per_batch=(f'{settings.warmup} untimed warm-up calls, then {settings.repeats} timed repeats, each of '
+                          f'at least {settings.iters} calls and {min_repeat_seconds(settings, device):g} s; '
+                          'the models of a setting alternate repeat by repeat (A B A B ...); median/min/max are '
+                          'over the repeats\' mean ms per batch'),
+            ratio_spread=('ratios are medians over the repeats, paired round by round where the rows were timed '
+                          'together (min-max of the per-round ratios in brackets; "unpaired": rows of different '
+                          'runs, the widest interval of their repeats); "faster"/"slower" only where the whole '
+                          'spread lies above/below 1, else "within noise"'),
+            folding=('the deploy form folds every model alike: the blocks that fold themselves (ParNet\'s) and '
+                     'the BatchNorm of every ConvModule; "foldable left" counts BatchNorms still straight after '
+                     'a convolution (or a concatenation of convolutions); the train form folds nothing'),
             images_per_s='batch_size * 1000 / ms_per_batch_median',
             flops_per_image='2 x multiply-adds of the network (mmengine FlopAnalyzer) at input_shape',
             workload=('how NMS got its boxes: "checkpoint" (the weights given), or "controlled" (random weights '
                       'set so that about N candidates per image pass the score threshold, the same method for '
                       'every model: parnet_det/benchmark/workload.py)'),
-            nms_candidates_per_image='boxes per image over the score threshold, i.e. what NMS received',
-            backbone_depth='longest path of conv/linear layers through the backbone (measured)',
+            nms_candidates_per_image=('(box, class) pairs per image over the score threshold, i.e. what NMS '
+                                      'received, counted on the variant\'s own path and precision'),
+            backbone_depth=('convolutions on the longest path through the backbone, input to stride 32 '
+                            '(measured; a ParNet classifier counts one more, its FC: 12 for ParNet\'s 11)'),
             variants=('mmdet: the detector through mmdet (model._forward / test_step); others: '
                       'parnet_det.inference.DetectorEngine with the named fast paths (eager: none)'),
             precision=('fp16/bf16: torch.autocast for the mmdet variant, the network cast to the dtype for the '
@@ -58,7 +69,8 @@ def benchmark_meta(argv: Sequence[str], settings, baseline: Optional[str], train
 
 
 def render_json(meta: dict, rows: List[dict]) -> str:
-    return json.dumps(dict(meta, rows=rows), indent=2) + '\n'
+    """Strict JSON (``allow_nan=False``): a non-finite number is a bug, said here, not a file others cannot read."""
+    return json.dumps(dict(meta, rows=rows), indent=2, allow_nan=False) + '\n'
 
 
 def render_csv(rows: List[dict]) -> str:
@@ -88,8 +100,12 @@ def render_plot(rows: List[dict], title: str) -> bytes:
             points.sort(key=lambda row: row['resolution'])
             label = ' '.join(f'b{points[0][key]}' if key == 'batch_size' else str(points[0][key])
                              for key in varying)
-            axes.plot([row['resolution'] for row in points], [row['images_per_s'] for row in points],
-                      marker='o', label=label)
+            fps = [row['images_per_s'] for row in points]
+            # Error bars: the slowest and the fastest repeat.
+            low = [row['batch_size'] * 1000 / row['ms_per_batch_max'] for row in points]
+            high = [row['batch_size'] * 1000 / row['ms_per_batch_min'] for row in points]
+            axes.errorbar([row['resolution'] for row in points], fps, capsize=3, marker='o', label=label,
+                          yerr=[[f - lo for f, lo in zip(fps, low)], [hi - f for f, hi in zip(fps, high)]])
         finish_axes(axes, title=mode, xlabel='input side (px)', ylabel='images / s')
     figure.suptitle(title)
     return to_png(figure)

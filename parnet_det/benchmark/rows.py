@@ -1,5 +1,6 @@
 """What the rows of a benchmark mean, and the ratios between them."""
-from typing import List, Optional, Sequence
+import statistics
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..utils.time_limit import TimeLimitExceeded
 
@@ -44,36 +45,90 @@ def measured(rows: List[dict]) -> List[dict]:
     return [row for row in rows if row.get('status', 'ok') == 'ok']
 
 
-def _ratios(rows: List[dict], is_reference, match_keys: Sequence[str]) -> List[Optional[float]]:
-    """Each row's images/s over that of the reference row agreeing with it on ``match_keys``."""
-    reference_fps = {tuple(row.get(key) for key in match_keys): row['images_per_s'] for row in measured(rows)
-                     if is_reference(row)}
-    ratios = []
+def ratio_spread(row: dict, reference: dict) -> Tuple[float, Optional[float], Optional[float], bool]:
+    """``row``'s speed over ``reference``'s (images/s at the same batch size: the inverse ms ratio), as
+    (median, low, high, paired).
+
+    Rows timed together (same ``timing_group``, repeats interleaved) pair repeat by repeat: the ratio of
+    each round, their median, min and max. Others (different runs) give the ratio of the medians and the
+    widest interval their repeats allow (reference's slowest over row's fastest, and back). With a single
+    repeat on either side there is no spread: low and high are None.
+    """
+    row_ms, reference_ms = (r.get('ms_per_batch_repeats') or [r['ms_per_batch_median']] for r in (row, reference))
+    paired = (row.get('timing_group') is not None and row.get('timing_group') == reference.get('timing_group')
+              and len(row_ms) == len(reference_ms))
+    if paired:
+        ratios = [ref / ms for ref, ms in zip(reference_ms, row_ms)]
+        median, low, high = statistics.median(ratios), min(ratios), max(ratios)
+    else:
+        median = statistics.median(reference_ms) / statistics.median(row_ms)
+        low, high = min(reference_ms) / max(row_ms), max(reference_ms) / min(row_ms)
+    if min(len(row_ms), len(reference_ms)) < 2:
+        return median, None, None, paired
+    return median, low, high, paired
+
+
+def verdict(low: Optional[float], high: Optional[float]) -> str:
+    """'faster' / 'slower' where the whole spread of a ratio lies above / below 1, else 'within noise'
+    ('no spread' without one: a single repeat)."""
+    if low is None or high is None:
+        return 'no spread (one repeat)'
+    return 'faster' if low > 1 else 'slower' if high < 1 else 'within noise'
+
+
+def format_spread(low: Optional[float], high: Optional[float], paired: bool) -> str:
+    """``1.10-1.31`` (``, unpaired`` for rows not timed together); empty without a spread."""
+    if low is None or high is None:
+        return ''
+    return f'{low:.2f}-{high:.2f}' + ('' if paired else ', unpaired')
+
+
+def _add_ratios(rows: List[dict], is_reference, match_keys: Sequence[str], field: str) -> None:
+    """Set ``field`` (median) and ``field``_min / _max / _paired on every row: its speed over that of the
+    reference row agreeing with it on ``match_keys`` (None without one)."""
+    references = {tuple(row.get(key) for key in match_keys): row for row in measured(rows) if is_reference(row)}
     for row in rows:
-        reference = reference_fps.get(tuple(row.get(key) for key in match_keys))
-        ratios.append(row['images_per_s'] / reference if reference and 'images_per_s' in row else None)
-    return ratios
+        reference = references.get(tuple(row.get(key) for key in match_keys))
+        spread = (ratio_spread(row, reference) if reference is not None and row.get('status', 'ok') == 'ok'
+                  else (None, None, None, None))
+        row.update({field: spread[0], f'{field}_min': spread[1], f'{field}_max': spread[2],
+                    f'{field}_paired': spread[3]})
 
 
-def add_baseline_ratios(rows: List[dict], baseline: Optional[str]) -> None:
-    """Set every row's ``fps_ratio_to_baseline``: its images/s over the baseline's.
+def add_baseline_ratios(rows: List[dict], baselines: Union[None, str, Dict[str, str]]) -> None:
+    """Set every row's ``baseline`` and ``fps_ratio_to_baseline`` (its images/s over the baseline's; above 1:
+    faster) with its spread (``_min``, ``_max``, ``_paired``: see :func:`ratio_spread`).
 
     Args:
         rows (list[dict]): Rows of :func:`~.runner.run_benchmark`, updated in place.
-        baseline (str, optional): The baseline's model name; without one every ratio is None.
+        baselines (str | dict, optional): The baseline of every row, or model name -> its baseline (a
+            model not named has none); without one every ratio is None.
     """
-    for row, ratio in zip(rows, _ratios(rows, lambda row: row['model'] == baseline, RATIO_MATCH_KEYS)):
-        row['fps_ratio_to_baseline'] = ratio
+    if not isinstance(baselines, dict):
+        baselines = {row['model']: baselines for row in rows}
+    for row in rows:
+        row['baseline'] = baselines.get(row['model'])
+    # The reference row of a row is its baseline's at the same setting.
+    _add_ratios(rows, lambda row: row['model'] == row['baseline'], ('baseline', *RATIO_MATCH_KEYS),
+                'fps_ratio_to_baseline')
 
 
 def add_variant_speedups(rows: List[dict], reference_variant: str) -> None:
-    """Set every row's ``speedup_over_reference_variant``: its images/s over the same model's in
-    ``reference_variant`` (the first of ``--variants``) at the same setting.
+    """Set every row's ``speedup_over_reference_variant`` (its images/s over the same model's in
+    ``reference_variant``, the first of ``--variants``, at the same setting) with its spread.
 
     Args:
         rows (list[dict]): Rows of :func:`~.runner.run_benchmark`, updated in place.
         reference_variant (str): The variant the others are compared with.
     """
-    reference = lambda row: row['variant'] == reference_variant
-    for row, ratio in zip(rows, _ratios(rows, reference, VARIANT_MATCH_KEYS)):
-        row['speedup_over_reference_variant'] = ratio
+    _add_ratios(rows, lambda row: row['variant'] == reference_variant, VARIANT_MATCH_KEYS,
+                'speedup_over_reference_variant')
+
+
+def numeric_order(value) -> tuple:
+    """Sort key: numbers by value before text (1280 after 512), None last."""
+    if value is None:
+        return (2, 0, '')
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, '')
+    return (1, 0, str(value))

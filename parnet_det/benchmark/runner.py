@@ -3,15 +3,17 @@
 Everything runs in eval mode under ``torch.inference_mode``; what each mode
 times is in :mod:`.variants`, the post-processing workload in :mod:`.workload`.
 """
-from itertools import groupby, product
+import uuid
+from itertools import product
 from typing import Callable, Collection, List, Optional, Sequence
 
 import torch
 
-from .measurement import ModelBench
-from .rows import row_key
+from ..utils.time_limit import time_limit
+from .measurement import ModelBench, model_fields
+from .rows import failed_row_fields, row_key
 from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
-from .timing import hardware_name
+from .timing import BlockFailed, hardware_name, interleave
 
 
 def _cases(settings: BenchmarkSettings) -> List[tuple]:
@@ -25,49 +27,119 @@ def _case_key(spec: ModelSpec, form: str, case: tuple, hardware: str) -> tuple:
                         resolution=resolution, batch_size=batch_size, mode=mode))
 
 
+def _benches(models: Sequence[ModelSpec], settings: BenchmarkSettings, device: torch.device) -> List[tuple]:
+    """(spec, form, ModelBench or the exception that stopped its build) for every model and form."""
+    benches = []
+    for spec in models:
+        for form in settings.forms:
+            try:
+                benches.append((spec, form, ModelBench(spec, form, settings, device)))
+            except Exception as failure:  # noqa: BLE001 (its rows say so; the other models are measured)
+                benches.append((spec, form, failure))
+    return benches
+
+
+def measure_setting(benches: Sequence[tuple], case: tuple, settings: BenchmarkSettings,
+                    device: torch.device) -> List[dict]:
+    """One row per model and form at ``case``: each set up and warmed up, then their timed blocks interleaved.
+
+    Set-up (images, FLOPs, workload, runner, warm-up) and every block run under the row's guard and time
+    limit: a failure marks that model's row and the others go on. Rows measured together share a
+    ``timing_group``: their repeats were interleaved (round i of every model ran back to back).
+    """
+    resolution, batch_size, variant, precision, mode = case
+    group = uuid.uuid4().hex[:12]
+    rows, timers = [], {}
+    for index, (spec, form, bench) in enumerate(benches):
+        row = dict(model_fields(spec, form), variant=variant, precision=precision, device=str(device),
+                   hardware=hardware_name(device), mode=mode, resolution=resolution, batch_size=batch_size)
+        rows.append(row)
+        if isinstance(bench, Exception):
+            row.update(failed_row_fields(bench))
+            continue
+        row.update(bench.fields, variant=variant, precision=precision)
+        try:
+            with time_limit(settings.row_time_limit_s):
+                timers[index] = bench.prepare(case, row)
+        except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
+            bench.drop_runner(variant, precision)
+            row.update(failed_row_fields(failure))
+    order = list(timers)
+
+    def run_block(position: int, timer) -> float:
+        index = order[position]
+        try:
+            with time_limit(settings.row_time_limit_s):
+                return timer.time_block()
+        except Exception as failure:  # noqa: BLE001 (as above)
+            benches[index][2].drop_runner(variant, precision)
+            rows[index].update(failed_row_fields(failure))
+            raise BlockFailed from failure
+
+    block_ms = interleave([timers[index] for index in order], settings.repeats, run_block)
+    for index, blocks in zip(order, block_ms):
+        if rows[index].get('status') is None:
+            try:
+                benches[index][2].finish(rows[index], timers[index], blocks, mode)
+                rows[index]['timing_group'] = group
+            except Exception as failure:  # noqa: BLE001 (as above)
+                rows[index].update(failed_row_fields(failure))
+    return rows
+
+
 def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log: Callable[[str], None] = print,
                   on_row: Optional[Callable[[dict], None]] = None, done: Collection[tuple] = ()) -> List[dict]:
     """Measure every model in every form, resolution, batch size, variant, precision and mode.
+
+    Every model is built first; then, per setting, the models' timed repeats
+    alternate (:func:`measure_setting`), so that a drift of the machine hits
+    them alike and their ratios pair repeat by repeat.
 
     Args:
         models (Sequence[ModelSpec]): From :func:`~.settings.load_model_specs`.
         settings (BenchmarkSettings): What to measure.
         log (Callable): Receives one progress line per measurement.
         on_row (Callable, optional): Receives each row as soon as it is measured.
-        done (Collection[tuple]): :func:`row_key` of rows measured before: skipped (resuming a run).
+        done (Collection[tuple]): :func:`row_key` of rows measured before: a setting whose rows are all
+            there is skipped (resuming a run); one with some missing is measured again for every model, so
+            that its rows stay interleaved.
 
     Returns:
         list[dict]: One row per measurement, with keys ``model``, ``config``,
-        ``checkpoint``, ``form``, ``folded_blocks``, ``params`` (whole detector),
-        ``params_backbone`` / ``_neck`` / ``_head``, ``backbone_depth``,
-        ``workload`` (how NMS got its boxes), ``flops_per_image`` and
-        ``flops_backbone`` / ``_neck`` / ``_head``, ``variant``, ``precision``,
-        ``device``, ``mode`` ('network' or 'end2end'), ``resolution``,
-        ``input_shape`` (the network's input), ``batch_size``,
-        ``nms_candidates_per_image``, ``ms_per_batch_median`` / ``_min`` / ``_max``,
-        ``ms_per_batch_repeats``, ``images_per_s`` (from the median),
-        ``peak_memory_mib``, ``detections_per_image`` (end2end only, else None)
-        and ``status`` ('ok', or 'timeout' with ``error`` and no timing).
+        ``checkpoint``, ``form``, ``folded_blocks`` / ``folded_norms`` (what
+        the deploy form folded), ``foldable_norms_left`` (BatchNorms still
+        straight after a convolution), ``params`` (whole detector),
+        ``params_backbone`` / ``_neck`` / ``_head``, ``backbone_depth``
+        (convolutions on the longest path of the backbone, to stride 32),
+        ``workload`` (how NMS got its boxes), ``mixed_workloads``,
+        ``flops_per_image`` and ``flops_backbone`` / ``_neck`` / ``_head``,
+        ``variant``, ``precision``, ``device``, ``hardware``, ``mode``
+        ('network' or 'end2end'), ``resolution``, ``input_shape`` (the
+        network's input), ``batch_size``, ``nms_candidates_per_image``,
+        ``ms_per_batch_median`` / ``_min`` / ``_max``, ``ms_per_batch_repeats``,
+        ``iters_per_repeat``, ``timing_group``, ``images_per_s`` (from the
+        median), ``peak_memory_mib`` (None on the CPU), ``detections_per_image``
+        (end2end only, else None) and ``status`` ('ok', or 'timeout' / 'error'
+        with ``error`` and no timing).
     """
     device = check_settings(settings)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels during warm-up
-    done = set(done)
-    pending = [(spec, form, case) for spec in models for form in settings.forms for case in _cases(settings)
-               if _case_key(spec, form, case, hardware_name(device)) not in done]
+    hardware, done = hardware_name(device), set(done)
+    pending = [case for case in _cases(settings)
+               if any(_case_key(spec, form, case, hardware) not in done for spec in models for form in settings.forms)]
+    total = len(pending) * len(models) * len(settings.forms)
+    benches = _benches(models, settings, device) if pending else []
     rows = []
-    for _, group in groupby(pending, key=lambda item: (id(item[0]), item[1])):
-        group = list(group)
-        bench = ModelBench(group[0][0], group[0][1], settings, device)
-        for _, _, case in group:
-            row = bench.measure_case(case)
+    for case in pending:
+        for row in measure_setting(benches, case, settings, device):
+            row['mixed_workloads'] = settings.mixed_workloads
             rows.append(row)
             if on_row is not None:
                 on_row(row)
-            log(format_progress(row, len(rows), len(pending)))
-        del bench
+            log(format_progress(row, len(rows), total))
         if device.type == 'cuda':
             torch.cuda.empty_cache()
     return rows
@@ -80,6 +152,7 @@ def format_progress(row: dict, index: int, total: int) -> str:
             f'{row["resolution"]}px b{row["batch_size"]} {row["mode"]:<8s}')
     if row['status'] != 'ok':
         return f'{head} {row["status"].upper()}: {row["error"]}'
+    memory = 'n/a' if row['peak_memory_mib'] is None else f'{row["peak_memory_mib"]:.1f} MiB'
     return (f'{head} {row["ms_per_batch_median"]:9.2f} ms/batch '
-            f'(min {row["ms_per_batch_min"]:.2f}, max {row["ms_per_batch_max"]:.2f}) '
-            f'{row["images_per_s"]:9.1f} img/s  peak mem {row["peak_memory_mib"]:.1f} MiB')
+            f'(min {row["ms_per_batch_min"]:.2f}, max {row["ms_per_batch_max"]:.2f}, {row["iters_per_repeat"]} '
+            f'calls/repeat) {row["images_per_s"]:9.1f} img/s  peak mem {memory}')

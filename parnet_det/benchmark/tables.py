@@ -2,18 +2,28 @@
 from typing import List
 
 from .model_stats import PARTS
-from .rows import MODE_TITLES, TRAIN_MODE, measured
+from .rows import MODE_TITLES, TRAIN_MODE, format_spread, measured, numeric_order, verdict
 from .settings import MODES
 
 
-def _ratio_cells(row: dict) -> List[str]:
-    return ['-' if ratio is None else f'{ratio:.2f}'
-            for ratio in (row.get('fps_ratio_to_baseline'), row.get('speedup_over_reference_variant'))]
+def ratio_cell(row: dict, field: str) -> str:
+    """A ratio with its spread and what it says, e.g. ``1.23 (1.10-1.31) faster``, ``0.98 (0.91-1.04) within
+    noise``; an unpaired spread (rows not timed together) is marked ``unpaired``; '-' without a ratio."""
+    if row.get(field) is None:
+        return '-'
+    low, high = row[f'{field}_min'], row[f'{field}_max']
+    spread = format_spread(low, high, row.get(f'{field}_paired'))
+    return f'{row[field]:.2f}{f" ({spread})" if spread else ""} {verdict(low, high)}'
+
+
+def memory_cell(row: dict) -> str:
+    return 'n/a' if row.get('peak_memory_mib') is None else f'{row["peak_memory_mib"]:.1f}'
 
 
 def _timing_cells(row: dict) -> List[str]:
     return [f'{row["ms_per_batch_median"]:.2f} ({row["ms_per_batch_min"]:.2f}-{row["ms_per_batch_max"]:.2f})',
-            f'{row["images_per_s"]:.1f}', *_ratio_cells(row), f'{row["peak_memory_mib"]:.1f}']
+            f'{row["images_per_s"]:.1f}', ratio_cell(row, 'fps_ratio_to_baseline'),
+            ratio_cell(row, 'speedup_over_reference_variant'), memory_cell(row)]
 
 
 def _table(header: List[str], lines: List[List[str]]) -> List[str]:
@@ -25,7 +35,7 @@ def _table(header: List[str], lines: List[List[str]]) -> List[str]:
 def _inference_table(rows: List[dict], mode: str) -> List[str]:
     end2end = mode == 'end2end'
     header = ['model', 'form', 'variant', 'precision', 'px', 'batch', 'ms/batch median (min-max)', 'img/s',
-              '× baseline', '× ref. variant', 'peak mem (MiB)', 'GFLOPs/img', 'cand./img'] + (
+              '× baseline (spread)', '× ref. variant (spread)', 'peak mem (MiB)', 'GFLOPs/img', 'cand./img'] + (
                   ['det/img'] if end2end else [])
     lines = []
     for row in measured(rows):
@@ -42,8 +52,8 @@ def _inference_table(rows: List[dict], mode: str) -> List[str]:
 
 
 def _training_table(rows: List[dict]) -> List[str]:
-    header = ['model', 'precision', 'px', 'batch', 'with_cp', 'ms/step median (min-max)', 'img/s', '× baseline',
-              '× ref. variant', 'peak mem (MiB)']
+    header = ['model', 'precision', 'px', 'batch', 'with_cp', 'ms/step median (min-max)', 'img/s',
+              '× baseline (spread)', '× ref. variant (spread)', 'peak mem (MiB)']
     lines = [[row['model'], row['precision'], str(row['resolution']), str(row['batch_size']), str(row['with_cp']),
               *_timing_cells(row)] for row in measured(rows) if row['mode'] == TRAIN_MODE]
     return _table(header, lines)
@@ -51,15 +61,18 @@ def _training_table(rows: List[dict]) -> List[str]:
 
 def _size_table(rows: List[dict]) -> List[str]:
     """Parameters and GFLOPs per part, one line per model, form and resolution."""
-    header = ['model', 'form', 'px', 'depth', 'params (M)'] + [f'params {part} (M)' for part in PARTS] + [
+    header = ['model', 'form', 'folded blocks / norms (foldable left)', 'px', 'backbone depth',
+              'params (M)'] + [f'params {part} (M)' for part in PARTS] + [
         'GFLOPs/img'] + [f'GFLOPs {part}' for part in PARTS] + ['workload']
     seen, lines = set(), []
-    for row in measured(rows):
+    for row in sorted(measured(rows), key=lambda row: numeric_order(row['resolution'])):
         key = (row['model'], row['form'], row['resolution'])
         if row['mode'] == TRAIN_MODE or key in seen:
             continue
         seen.add(key)
-        lines.append([row['model'], row['form'], str(row['resolution']), str(row['backbone_depth']),
+        folded = (f'{row["folded_blocks"]} / {row["folded_norms"]} ({row["foldable_norms_left"]})'
+                  if 'folded_norms' in row else f'{row.get("folded_blocks", "-")} / - (-)')
+        lines.append([row['model'], row['form'], folded, str(row['resolution']), str(row['backbone_depth']),
                       f'{row["params"] / 1e6:.2f}', *(f'{row[f"params_{part}"] / 1e6:.2f}' for part in PARTS),
                       f'{row["flops_per_image"] / 1e9:.1f}', *(f'{row[f"flops_{part}"] / 1e9:.1f}' for part in PARTS),
                       row['workload']])
@@ -74,18 +87,22 @@ def render_markdown(meta: dict, rows: List[dict]) -> str:
         f'- hardware: {env["Device"]}; CPU {env["CPU"]}; torch threads {settings["torch_threads"]}',
         f'- software: torch {env["torch"]} (CUDA {env["torch CUDA"]}), mmcv {env["mmcv"]}, '
         f'mmengine {env["mmengine"]}, mmdet {env["mmdet"]}, parnet_det {env["parnet_det"]}',
-        f'- timing: {settings["warmup"]} warm-up iterations, then {settings["repeats"]} repeats of '
-        f'{settings["iters"]} iterations; ms/batch is the median over the repeats (min-max in brackets); '
-        'img/s = batch / median',
+        f'- timing: {meta["definitions"]["ms_per_batch"]}; img/s = batch / median',
         f'- × baseline: img/s over {meta["baseline"]}\'s at the same resolution, batch, precision, form, '
         'variant and mode' if meta['baseline'] else '- no baseline given',
+        f'- spread: {meta["definitions"]["ratio_spread"]}',
         f'- × ref. variant: img/s over the same model\'s in variant {meta["definitions"]["reference_variant"]} '
         'at the same setting',
         f'- variants: {meta["definitions"]["variants"]}; precision: {meta["definitions"]["precision"]}',
         f'- peak memory: {settings["memory_measure"]}',
-        '- GFLOPs/img: 2 x multiply-adds of the network; depth: measured on the backbone; '
-        'cand./img: boxes over the score threshold (what NMS received); det/img: boxes left after NMS',
+        '- GFLOPs/img: 2 x multiply-adds of the network; backbone depth: '
+        f'{meta["definitions"]["backbone_depth"]}; cand./img: (box, class) pairs over the score threshold (what '
+        'NMS received, counted on the variant\'s own path); det/img: boxes left after NMS',
+        f'- folding: {meta["definitions"]["folding"]}',
         f'- workload: {meta["definitions"]["workload"]}',
+        *(['- **mixed workloads**: some models ran with their checkpoint and others with the controlled '
+           'workload (--mixed-workloads): their end-to-end rows time different NMS work']
+          if any(row.get('mixed_workloads') for row in rows) else []),
         '', '## Model size by part', '', *_size_table(rows),
     ]
     for mode in MODES:

@@ -2,11 +2,11 @@
 
 Nothing here knows about detectors; :mod:`.detector` says what is timed.
 """
-import resource
+import math
 import statistics
-import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
 import torch
 
@@ -57,34 +57,110 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_repeats(step: Callable[[], object], device: torch.device, warmup: int, iters: int,
-                 repeats: int) -> List[float]:
-    """Time ``step``: ``warmup`` untimed calls, then ``repeats`` blocks of ``iters`` calls.
+class BlockTimer:
+    """One step timed in blocks, so that the blocks of several steps can alternate (see :func:`interleave`).
 
-    Each block is timed as a whole between two device synchronisations (a
-    per-call synchronisation would add its own latency to every call).
+    :meth:`warm_up` runs the untimed calls and fixes the block size: at least
+    ``min_iters`` calls and, from the time of a first timed block, enough calls
+    to last ``min_block_s``. Each :meth:`time_block` then runs whole blocks of
+    that size until ``min_block_s`` has passed (a step that got faster than the
+    estimate adds blocks; the minimum holds) and returns the mean ms per call.
+    The device is synchronised around a block, not per call (that would add
+    its own latency to every call). ``torch.utils.benchmark.Timer`` is not used:
+    its ``blocked_autorange`` times one statement until its own budget is spent,
+    and alternating the blocks of two models needs the block size fixed first.
+
+    Args:
+        step (Callable): One call of the work to time.
+        device (torch.device): Where ``step`` runs.
+        context (Callable): Makes the context every run of calls is in (e.g. autocast); none by default.
+        clock (Callable): Seconds, monotonic (``time.perf_counter``; a fake one in tests).
+    """
+
+    def __init__(self, step: Callable[[], object], device: torch.device,
+                 context: Callable[[], ContextManager] = nullcontext, clock: Callable[[], float] = time.perf_counter):
+        self.step, self.device, self.context, self.clock = step, device, context, clock
+        self.iters, self.min_block_s = 1, 0.0
+
+    def _run(self, calls: int) -> float:
+        with self.context():
+            synchronize(self.device)
+            start = self.clock()
+            for _ in range(calls):
+                self.step()
+            synchronize(self.device)
+            return self.clock() - start
+
+    def warm_up(self, warmup: int, min_iters: int, min_block_s: float) -> None:
+        """``warmup`` untimed calls (at least one with a minimum block time: the block size is estimated from a
+        warm call), then the block size."""
+        with self.context():
+            for _ in range(max(warmup, 1) if min_block_s > 0 else warmup):
+                self.step()
+        self.iters, self.min_block_s = min_iters, min_block_s
+        if min_block_s > 0:
+            seconds_per_call = self._run(min_iters) / min_iters
+            self.iters = max(min_iters, math.ceil(min_block_s / max(seconds_per_call, 1e-9)))
+
+    def time_block(self) -> float:
+        """One timed block; its mean milliseconds per call."""
+        calls, elapsed = 0, 0.0
+        while calls == 0 or elapsed < self.min_block_s:
+            elapsed += self._run(self.iters)
+            calls += self.iters
+        return elapsed * 1000 / calls
+
+
+class BlockFailed(Exception):
+    """Raised by an :func:`interleave` ``run_block`` to drop its timer (the caller kept the failure)."""
+
+
+def interleave(timers: Sequence[BlockTimer], repeats: int,
+               run_block: Optional[Callable[[int, BlockTimer], None]] = None) -> List[List[float]]:
+    """``repeats`` rounds of one block per timer, in order (A B A B ...): a drift of the machine's speed
+    (another process, the clock, the temperature) hits every step alike.
+
+    Args:
+        timers (Sequence[BlockTimer]): Warmed up (:meth:`BlockTimer.warm_up`).
+        repeats (int): Rounds.
+        run_block (Callable, optional): Called as ``run_block(index, timer)`` instead of
+            ``timer.time_block()``, returning its ms per call or raising to drop that timer from the
+            remaining rounds (its list then stops short).
+
+    Returns:
+        list[list[float]]: Per timer, each of its blocks' mean ms per call.
+    """
+    block_ms: List[List[float]] = [[] for _ in timers]
+    dropped = set()
+    for _ in range(repeats):
+        for index, timer in enumerate(timers):
+            if index in dropped:
+                continue
+            try:
+                block_ms[index].append(timer.time_block() if run_block is None else run_block(index, timer))
+            except BlockFailed:
+                dropped.add(index)
+    return block_ms
+
+
+def time_repeats(step: Callable[[], object], device: torch.device, warmup: int, iters: int, repeats: int,
+                 min_block_s: float = 0.0) -> List[float]:
+    """Time one ``step`` alone: :class:`BlockTimer` warm-up, then ``repeats`` blocks.
 
     Args:
         step (Callable): One iteration of the work to time.
         device (torch.device): Where ``step`` runs; synchronised around each block.
         warmup (int): Untimed calls first (allocator, cuDNN autotuning, caches).
-        iters (int): Calls per timed block.
+        iters (int): Calls per timed block, at least.
         repeats (int): Number of timed blocks.
+        min_block_s (float): Seconds a block lasts at least (0: exactly ``iters`` calls).
 
     Returns:
         list[float]: Each block's mean milliseconds per call.
     """
-    for _ in range(warmup):
-        step()
-    block_ms = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            step()
-        synchronize(device)
-        block_ms.append((time.perf_counter() - start) * 1000 / iters)
-    return block_ms
+    timer = BlockTimer(step, device)
+    timer.warm_up(warmup, iters, min_block_s)
+    return [timer.time_block() for _ in range(repeats)]
 
 
 def summarize_ms(block_ms: Sequence[float]) -> Dict[str, float]:
@@ -93,72 +169,43 @@ def summarize_ms(block_ms: Sequence[float]) -> Dict[str, float]:
                 ms_per_batch_max=max(block_ms))
 
 
-_PROC_STATUS = '/proc/self/status'
-_PROC_CLEAR_REFS = '/proc/self/clear_refs'
-
-
-def _proc_status_kib(field: str) -> int:
-    with open(_PROC_STATUS) as status:
-        for line in status:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise OSError(f'{field} not in {_PROC_STATUS}')
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux); False where that is impossible."""
-    try:
-        with open(_PROC_CLEAR_REFS, 'w') as clear_refs:
-            clear_refs.write('5')  # '5' resets VmHWM to the current RSS (proc(5))
-        _proc_status_kib('VmHWM')
-        return True
-    except OSError:
-        return False
-
-
-def _max_rss_kib() -> int:
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max_rss // 1024 if sys.platform == 'darwin' else max_rss
-
-
 def memory_measure(device: torch.device) -> str:
     """What :class:`PeakMemory` reports on ``device``, in words (for the report)."""
     if device.type == 'cuda':
-        return 'CUDA: torch.cuda.max_memory_allocated (tensors: weights, inputs, activations; not the caching slack)'
-    if _reset_peak_rss():
-        return ('CPU: peak RSS growth over the RSS at the start of the measurement (model and inputs '
-                'already resident), from /proc/self/status VmHWM reset per measurement')
-    return ('CPU: growth of the process-lifetime peak RSS (getrusage ru_maxrss): a lower bound, '
-            '0 when an earlier measurement peaked higher')
+        return ('CUDA: the weights of the model as it runs plus the peak that its step allocates above what was '
+                'allocated before (torch.cuda.max_memory_allocated; not the caching slack)')
+    return ('CPU: n/a (not measured: the process holds every model of the comparison at once, so its RSS says '
+            'nothing about one of them)')
 
 
 class PeakMemory:
-    """Peak memory, in MiB, of the work done inside the ``with`` block; see :func:`memory_measure`.
+    """Peak memory, in MiB, of the work done inside the ``with`` block on a CUDA device, above what was
+    allocated when it began, plus ``resident_bytes`` (the weights the work runs with); None (n/a) on the CPU.
 
     Args:
         device (torch.device): The device whose memory is tracked.
+        resident_bytes (int): Added to the peak: the weights of the model that runs.
     """
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, resident_bytes: int = 0):
+        self.device, self.resident_bytes = device, resident_bytes
         self.mib: Optional[float] = None
-        self._start_kib = 0
-        self._use_proc = False
+        self._start = 0
 
     def __enter__(self) -> 'PeakMemory':
         if self.device.type == 'cuda':
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._use_proc = _reset_peak_rss()
-            self._start_kib = _proc_status_kib('VmRSS') if self._use_proc else _max_rss_kib()
+            self._start = torch.cuda.memory_allocated(self.device)
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self.device.type == 'cuda':
             synchronize(self.device)
-            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            peak_kib = _proc_status_kib('VmHWM') if self._use_proc else _max_rss_kib()
-            self.mib = max(peak_kib - self._start_kib, 0) / 1024
+            peak = torch.cuda.max_memory_allocated(self.device) - self._start
+            self.mib = (peak + self.resident_bytes) / 2**20
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))

@@ -28,6 +28,7 @@ from .inputs import synthetic_images
 from .model_stats import parameters_by_part
 from .rows import TRAIN_MODE, failed_row_fields, row_key
 from .settings import ModelSpec
+from .tables import memory_cell
 from .timing import PeakMemory, check_precisions, hardware_name, resolve_device, summarize_ms, time_repeats
 
 
@@ -105,6 +106,7 @@ def _measure_step(spec: ModelSpec, settings: TrainSettings, precision: str, with
     batch_size = settings.batch_size or cfg.train_dataloader.batch_size
     batch = synthetic_training_batch(settings.resolution, batch_size, model.bbox_head.num_classes,
                                      settings.boxes_per_image)
+    # The model lives only in this step: every byte over the start is its own (weights and optimizer state).
     with PeakMemory(device) as memory:
         block_ms = time_repeats(lambda: model.train_step(batch, optim_wrapper), device, settings.warmup,
                                 settings.iters, settings.repeats)
@@ -156,9 +158,8 @@ def run_training_benchmark(models: Sequence[ModelSpec], settings: TrainSettings,
                 if on_row is not None:
                     on_row(row)
                 log(f'[train {len(rows)}] {spec.name} {precision} b{row["batch_size"]} {settings.resolution}px '
-                    f'with_cp={with_cp}: ' + (f'{row["images_per_s"]:.1f} img/s, peak mem '
-                                              f'{row["peak_memory_mib"]:.0f} MiB' if row['status'] == 'ok'
-                                              else row['error']))
+                    f'with_cp={with_cp}: ' + (f'{row["images_per_s"]:.1f} img/s, peak mem {memory_cell(row)} MiB'
+                                              if row['status'] == 'ok' else row['error']))
                 if device.type == 'cuda':
                     torch.cuda.empty_cache()
     return rows

@@ -23,8 +23,8 @@ Modes:
   letterbox there, normalisation, the network, and batched NMS.
 """
 import copy
-from contextlib import contextmanager
-from typing import Callable, List, Sequence, Tuple, Union
+from contextlib import ExitStack, contextmanager
+from typing import Callable, ContextManager, Iterator, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -85,8 +85,9 @@ def decode_in_fp32(model: nn.Module):
 
 
 def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: dict, device: torch.device,
-               precision: str) -> Tuple[Callable[[], object], List]:
-    """The step to time for ``mode`` and the contexts it runs in (autocast for mmdet, none for the engine).
+               precision: str) -> Tuple[Callable[[], object], Callable[[], ContextManager]]:
+    """The step to time for ``mode``, and what makes the context it runs in (inference mode; autocast and the
+    fp32 decoding for mmdet): entered around each block, so that the blocks of several models can alternate.
 
     Args:
         runner (nn.Module | DetectorEngine): From :func:`build_runner`.
@@ -99,8 +100,18 @@ def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: di
     if isinstance(runner, DetectorEngine):
         if mode == 'network':
             batch, _ = runner.preprocess(images)
-            return (lambda: runner.network(batch)), []
-        return (lambda: runner(images)), []
+            return (lambda: runner.network(batch)), torch.inference_mode
+        return (lambda: runner(images)), torch.inference_mode
     if mode == 'network':
-        return (lambda: runner._forward(data['inputs'], data['data_samples'])), [autocast(device, precision)]
-    return (lambda: runner.test_step(pack_images(images))), [autocast(device, precision), decode_in_fp32(runner)]
+        return (lambda: runner._forward(data['inputs'], data['data_samples'])), lambda: _entered(
+            torch.inference_mode(), autocast(device, precision))
+    return (lambda: runner.test_step(pack_images(images))), lambda: _entered(
+        torch.inference_mode(), autocast(device, precision), decode_in_fp32(runner))
+
+
+@contextmanager
+def _entered(*contexts: ContextManager) -> Iterator[None]:
+    with ExitStack() as stack:
+        for context in contexts:
+            stack.enter_context(context)
+        yield

@@ -1,5 +1,6 @@
 import csv
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +31,8 @@ def cli_run(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('benchmark')
     # One thread: the timings are not checked, and a thread waiting for a busy core stalls the run.
     command = [sys.executable, 'tools/benchmark.py', PARNET, '--baseline', BASELINE, '--resolutions', '64', '96',
-               '--batch-sizes', '1', '2', '--warmup', '1', '--iters', '1', '--repeats', '2', '--threads', '1',
+               '--batch-sizes', '1', '2', '--warmup', '1', '--iters', '1', '--repeats', '2', '--min-repeat-time', '0',
+               '--threads', '1',
                '--work-dir', str(work_dir)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -63,13 +65,18 @@ def test_numbers_are_positive_and_images_per_s_counts_every_image_of_a_batch(cli
                     'backbone_depth'):
             assert row[key] > 0, (key, row)
         assert row['ms_per_batch_min'] <= row['ms_per_batch_median'] <= row['ms_per_batch_max']
-        assert len(row['ms_per_batch_repeats']) == 2 and row['peak_memory_mib'] >= 0
+        assert len(row['ms_per_batch_repeats']) == 2 and row['peak_memory_mib'] is None  # n/a on the CPU
         assert (row['detections_per_image'] is None) == (row['mode'] == 'network')
         assert row['images_per_s'] == pytest.approx(row['batch_size'] * 1000 / row['ms_per_batch_median'])
     assert {row['batch_size'] for row in rows} == {1, 2}
-    parnet = {row['folded_blocks'] for row in rows if row['model'] == 'yolo_parnet_tiny_synthetic'}
-    baseline = {row['folded_blocks'] for row in rows if row['model'] == 'yolo_cspdarknet53s_tiny_synthetic'}
-    assert parnet.pop() > 0 and baseline == {0}
+    # Folded alike: ParNet's blocks, and every model's ConvModule norms.
+    parnet = {(row['folded_blocks'], row['folded_norms'])
+              for row in rows if row['model'] == 'yolo_parnet_tiny_synthetic'}
+    baseline = {(row['folded_blocks'], row['folded_norms'])
+                for row in rows if row['model'] == 'yolo_cspdarknet53s_tiny_synthetic'}
+    (parnet_blocks, parnet_norms), = parnet
+    (baseline_blocks, baseline_norms), = baseline
+    assert parnet_blocks > 0 and parnet_norms > 0 and baseline_blocks == 0 and baseline_norms > 0
 
 
 @pytest.mark.slow
@@ -94,14 +101,18 @@ def test_ratios_are_against_the_first_baseline_at_the_same_setting(cli_run):
         else:
             reference = next(r for r in rows if r['model'] != row['model'] and all(
                 r[key] == row[key] for key in ('resolution', 'batch_size', 'precision', 'form', 'mode')))
-            assert row['fps_ratio_to_baseline'] == pytest.approx(row['images_per_s'] / reference['images_per_s'])
+            # Timed together, repeat by repeat: the median of the rounds' ratios, with their min and max.
+            assert row['timing_group'] == reference['timing_group'] and row['fps_ratio_to_baseline_paired']
+            ratios = [r / m for r, m in zip(reference['ms_per_batch_repeats'], row['ms_per_batch_repeats'])]
+            assert row['fps_ratio_to_baseline'] == pytest.approx(statistics.median(ratios))
+            assert (row['fps_ratio_to_baseline_min'], row['fps_ratio_to_baseline_max']) == (min(ratios), max(ratios))
 
 
 def test_variants_are_measured_and_compared_with_the_first(tmp_path):
     work_dir = tmp_path / 'variants'
     load_tool('benchmark.py').main([str(REPO / PARNET), '--variants', 'mmdet', 'eager', 'streams+channels_last',
                        '--resolutions', '64', '--batch-sizes', '2', '--warmup', '1', '--iters', '1', '--repeats', '2',
-                       '--threads', '1', '--work-dir', str(work_dir)])
+                       '--min-repeat-time', '0', '--threads', '1', '--work-dir', str(work_dir)])
     rows = json.loads((work_dir / 'results.json').read_text())['rows']
     # Kept as measured (before the ratios are added), for runs cut short.
     measured = [json.loads(line) for line in (work_dir / 'rows.jsonl').read_text().splitlines()]
