@@ -23,6 +23,7 @@ import sys
 import tarfile
 
 from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
+from parnet_det.benchmark.settings import Recipe
 from parnet_det.utils.cli_args import positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -36,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='+', metavar='NAME',
                         help='config names under configs/ (default: the preset\'s; the baseline of each one\'s '
                         'recipe is added)')
+    parser.add_argument('--baseline', metavar='NAME',
+                        help='with --models: compare them with this config name instead of their recipes\' '
+                        'baselines (e.g. demo/yolo_cspdarknet53s_tiny_synthetic for a dry run)')
     parser.add_argument('--device', help="override the preset's device (e.g. cuda:1)")
     parser.add_argument('--row-time-limit', type=positive_float, metavar='S', help="override the preset's")
     parser.add_argument('--min-repeat-time', type=float, metavar='S',
@@ -66,11 +70,17 @@ def preset_from_args(args):
     if args.part in ('training', 'report'):
         inference = dataclasses.replace(inference, precisions=())
     recipes = preset.recipes
+    if args.baseline and not args.models:
+        raise ValueError('--baseline NAME goes with --models: the models to compare with it')
     if args.models:
-        missing = [name for name in args.models if not osp.isfile(osp.join(CONFIG_DIR, f'{name}.py'))]
+        missing = [name for name in [*args.models, *filter(None, [args.baseline])]
+                   if not osp.isfile(osp.join(CONFIG_DIR, f'{name}.py'))]
         if missing:
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
+        if args.baseline:
+            recipe = Recipe(f'against {args.baseline} (--baseline)', args.baseline, args.models)
+            return dataclasses.replace(preset, inference=inference, training=training, recipes=[recipe])
         unpaired = [name for name in args.models if name not in preset.models]
         if unpaired:
             raise ValueError(f'--models {unpaired[0]}: in no recipe of the preset (' + '; '.join(

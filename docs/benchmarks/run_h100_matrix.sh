@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# Every open GPU check, as ONE device-tool call of under 9 minutes (cp -r ../shared/device .device-kit first):
-#   carry: [".device-kit"], timeout_s: 540, command: bash docs/benchmarks/run_h100_matrix.sh
-# Dry run on the CPU: DEVICE=cpu PRESET=cpu MODELS="yolo_parnet_s_coco" STAGES="320:1:fp32" TRAIN_LIMIT=60 \
-#   REST_LIMIT=30 PYTHON=.venv/bin/python bash docs/benchmarks/run_h100_matrix.sh
+# Every open GPU check, as ONE device-tool call (the machine is now said to be an H200; cp -r ../shared/device
+# .device-kit first):
+#   carry: [".device-kit"], timeout_s: 590, command: bash docs/benchmarks/run_h100_matrix.sh
+# Dry run on the CPU (minutes; a tiny model, short repeats and limits):
+#   DEVICE=cpu PRESET=cpu MODELS="demo/yolo_parnet_tiny_synthetic" BASELINE=demo/yolo_cspdarknet53s_tiny_synthetic \
+#   STAGES="320:1:fp32" MIN_REPEAT=0.05 STAGE_LIMIT=120 TRAIN_LIMIT=60 REST_LIMIT=0 PYTHON=.venv/bin/python \
+#   bash docs/benchmarks/run_h100_matrix.sh
 #
-# 1. collect_env: "mmcv ops: usable (CPU and CUDA ...)" expected (issue 14: the probe crashed before);
-# 2. the CUDA tests of the engine: fast paths against eager with TF32 off, pinned-memory pre-processing (issue 14);
-# 3. inference rows of tools/benchmark_matrix.py's gpu preset (issue 11), stage by stage, every model in each
-#    stage: 640 px batch 1 fp16 (the paper's regime), 640 px batch 32 fp16, then the rest of the matrix;
-# 4. training-step rows (issue 11: AMP fp16, 640 px, the recipe's batch of 8, with_cp off/on);
-# 5. the reports (regimes.md: every model's ratio to the baseline per regime; end2end / network of the fast
-#    path against issue 14's 1.15 target).
+# The protocol of issue 21: every model folded alike (rows count folded and foldable-left BatchNorms), the
+# models of a setting timed in alternation (A B A B ...), each repeat >= 0.2 s on the GPU, ratios with their
+# spread. Steps:
+# 1. collect_env: "mmcv ops: usable (CPU and CUDA ...)" expected;
+# 2. the CUDA tests of the engine: fast paths against eager with TF32 off, pinned-memory pre-processing;
+# 3. inference rows of tools/benchmark_matrix.py's gpu preset, stage by stage, every model in each stage:
+#    640 px batch 1 fp16 (the paper's regime), 640 px batch 32 fp16, then the rest of the matrix;
+# 4. training-step rows (AMP fp16, 640 px, the recipe's batch, with_cp off/on);
+# 5. the reports (regimes.md: every model's ratio to its recipe's baseline, per regime, with spreads;
+#    end2end / network of the fast path against the 1.15 target).
 # Rows go to work_dirs/h100_matrix/rows.jsonl as they are measured; after every step the whole folder is
 # packed again into $OUT/h100_matrix.tar.gz, the one file that comes back, so a call cut short keeps what it
 # measured. The same call again, with that archive unpacked into work_dirs/ first (or its rows.jsonl in
-# docs/benchmarks/h100_matrix/), measures only the missing rows. Step limits add up to 490 s, besides the
-# kit's install.
+# docs/benchmarks/h100_matrix/), measures only the missing rows. Each step gets its limit, cut to what is left
+# of BUDGET seconds (default 560, counted from the start, the kit's install included: 4-6 min when it builds
+# mmcv); a step with under 40 s left is skipped (said in the output), the report is always written.
 set -uo pipefail
 PRESET=${PRESET:-gpu}
+BUDGET=${BUDGET:-560}
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-work_dirs/h100_matrix_out}
@@ -25,6 +33,8 @@ MATRIX_DIR=${MATRIX_DIR:-work_dirs/h100_matrix}
 STAGES=${STAGES:-"640:1:fp16 640:32:fp16"}
 MODEL_ARGS=()
 if [[ -n "${MODELS:-}" ]]; then MODEL_ARGS=(--models $MODELS); fi
+if [[ -n "${BASELINE:-}" ]]; then MODEL_ARGS+=(--baseline "$BASELINE"); fi
+if [[ -n "${MIN_REPEAT:-}" ]]; then MODEL_ARGS+=(--min-repeat-time "$MIN_REPEAT"); fi
 if [[ "$DEVICE" != cpu ]]; then
     source .device-kit/install.sh && export PYTHONPATH=$PWD:${PYTHONPATH:-}
 fi
@@ -36,6 +46,10 @@ pack() { tar -czf "$OUT/h100_matrix.tar.gz.part" -C "$(dirname "$MATRIX_DIR")" "
     && mv "$OUT/h100_matrix.tar.gz.part" "$OUT/h100_matrix.tar.gz"; }
 matrix() {  # time limit (s), then benchmark_matrix.py arguments; the full output goes to matrix.log
     local limit=$1; shift
+    local left=$((BUDGET - SECONDS - 30))  # 30 s kept for the report and the packing
+    if (( limit <= 0 )); then echo "step $* not asked for (limit 0)"; return; fi
+    if (( left < 40 )); then echo "step $* skipped: ${left}s of the budget left"; return; fi
+    (( limit > left )) && limit=$left
     timeout "$limit" $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" \
         --work-dir "$MATRIX_DIR" "${MODEL_ARGS[@]}" "$@" >> "$MATRIX_DIR/matrix.log" 2>&1
     echo "step $* ended with $? after at most ${limit}s; $(wc -l < "$MATRIX_DIR/rows.jsonl" 2>/dev/null || echo 0) rows"
@@ -50,11 +64,13 @@ fi
 pack
 for stage in $STAGES; do  # side:batch:precision
     IFS=: read -r side batch precision <<< "$stage"
-    matrix "${STAGE_LIMIT:-90}" --part inference --resolutions "$side" --batch-sizes "$batch" --precisions "$precision"
+    matrix "${STAGE_LIMIT:-150}" --part inference --resolutions "$side" --batch-sizes "$batch" --precisions "$precision"
 done
 matrix "${TRAIN_LIMIT:-90}" --part training
-matrix "${REST_LIMIT:-90}" --part inference
-matrix 40 --part report
+matrix "${REST_LIMIT:-150}" --part inference
+timeout 40 $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" --work-dir "$MATRIX_DIR" \
+    "${MODEL_ARGS[@]}" --part report >> "$MATRIX_DIR/matrix.log" 2>&1
+echo "report ended with $?"
 $PYTHON - "$MATRIX_DIR/rows.jsonl" <<'PY' 2>&1 | tee "$MATRIX_DIR/end2end_vs_network.txt"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
@@ -67,4 +83,4 @@ for key, network in sorted(ms.items()):
               'within 1.15' if ratio <= 1.15 else 'OVER 1.15')
 PY
 pack
-sed -n '/^### /,$p' "$MATRIX_DIR/regimes.md" 2>/dev/null | head -40
+sed -n '/^### /,$p' "$MATRIX_DIR/regimes.md" 2>/dev/null | head -60

@@ -11,6 +11,7 @@ A regime picks, per model and setting (mode, precision, resolution, batch,
 The ratio is the model's images/s over the baseline's in the same regime and
 setting: above 1 the model is faster.
 """
+import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .plotting import finish_axes, new_figure, to_png
@@ -66,11 +67,11 @@ def ratio_tables(rows: List[dict], recipes: Sequence[Recipe]) -> str:
         same = [row for row in rows if row.get('hardware') == hardware]
         sections.append(f'## {hardware or "hardware not recorded"}\n')
         for recipe in recipes:
-            members = {recipe.baseline, *recipe.models}
+            baseline = osp.basename(recipe.baseline)
+            members = {baseline, *map(osp.basename, recipe.models)}
             ours = [row for row in same if row['model'] in members]
-            if any(row['model'] == recipe.baseline for row in measured(ours)):
-                sections.append(f'### {recipe.name}: against {recipe.baseline}\n\n'
-                                + _ratio_tables_on(ours, recipe.baseline))
+            if any(row['model'] == baseline for row in measured(ours)):
+                sections.append(f'### {recipe.name}: against {baseline}\n\n' + _ratio_tables_on(ours, baseline))
     return '\n'.join(sections)
 
 

@@ -92,6 +92,9 @@ class Recipe:
         name (str): How the reports name the pair's recipe.
         baseline (str): The config name every ratio of ``models`` is taken against.
         models (Sequence[str]): Config names, in the order a run cut short should have measured them.
+
+    Config names are paths under ``configs/`` without ``.py`` (e.g. ``demo/yolo_parnet_tiny_synthetic``);
+    rows name a model by the file's base name.
     """
     name: str
     baseline: str
@@ -104,8 +107,9 @@ def recipe_models(recipes: Sequence[Recipe]) -> List[str]:
 
 
 def baselines_of(recipes: Sequence[Recipe]) -> Dict[str, str]:
-    """Model name -> the baseline its ratios are taken against (a baseline's is itself)."""
-    return {name: recipe.baseline for recipe in recipes for name in (recipe.baseline, *recipe.models)}
+    """Model name (as rows name it) -> the baseline its ratios are taken against (a baseline's is itself)."""
+    return {osp.basename(name): osp.basename(recipe.baseline)
+            for recipe in recipes for name in (recipe.baseline, *recipe.models)}
 
 
 def load_model_specs(config: str, checkpoint: Optional[str] = None, baselines: Sequence[str] = (),
