@@ -14,6 +14,7 @@ from .measurement import ModelBench, model_fields
 from .rows import failed_row_fields, row_key
 from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
 from .timing import BlockFailed, hardware_name, interleave
+from .variants import reset_compiled
 
 
 def _cases(settings: BenchmarkSettings) -> List[tuple]:
@@ -50,6 +51,7 @@ def measure_setting(benches: Sequence[tuple], case: tuple, settings: BenchmarkSe
     resolution, batch_size, variant, precision, mode = case
     group = uuid.uuid4().hex[:12]
     rows, timers = [], {}
+    reset_compiled(variant)
     for index, (spec, form, bench) in enumerate(benches):
         row = dict(model_fields(spec, form), variant=variant, precision=precision, device=str(device),
                    hardware=hardware_name(device), mode=mode, resolution=resolution, batch_size=batch_size)
