@@ -1,18 +1,21 @@
 """The whole speed comparison in one command, resumable: ParNet-XL, XL-CSP, S, M and the wide-neck XL
-against the CSPDarknet53s baseline, at several resolutions, batch sizes, precisions and variants, plus
-training throughput.
+against the baseline of their recipe, at several resolutions, batch sizes, precisions and variants,
+plus training throughput.
 
     python tools/benchmark_matrix.py --preset gpu --work-dir work_dirs/matrix_h100 [--archive matrix.tar.gz]
     python tools/benchmark_matrix.py --preset cpu --work-dir work_dirs/matrix_cpu
 
 Presets (parnet_det/benchmark/matrix.py): 'gpu' = 512/640/1280 px x batch 1/32 x fp16/fp32 x
-mmdet/eager/channels_last+cuda_graph, training at 640 px with the recipe's batch (AMP fp16, with_cp
-off/on); 'cpu' = 320/416/512 px, batch 1, fp32, mmdet/eager/channels_last, training at 320 px batch 2.
+mmdet/eager/channels_last+cuda_graph, 5 repeats of at least 0.2 s, training at 640 px with the
+recipe's batch (AMP fp16, with_cp off/on); 'cpu' = 320/512 px, batch 1, fp32,
+mmdet/eager/channels_last, 5 repeats of at least 1 s, training at 320 px batch 2 (with_cp off).
+Per setting the models' repeats alternate (A B A B ...); each model is compared with the baseline
+of its recipe (the same neck, head and training recipe), ratios with their spread.
 
 Every row is appended to WORK_DIR/rows.jsonl as soon as it is measured; running the same command
 again measures only the rows it lacks (timed-out or failed rows too with --retry-failed). Each row has its own
 time limit (--row-time-limit, else the preset's). At the end: results.{json,csv,md},
-fps_vs_resolution.png, regimes.md (each model's speed ratio to the baseline, per regime),
+fps_vs_resolution.png, regimes.md (each model's speed ratio to its baseline, per regime, with spreads),
 latency_vs_resolution.png, throughput_vs_batch.png, and with --archive one .tar.gz of all of them.
 """
 import argparse

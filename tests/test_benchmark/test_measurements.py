@@ -21,7 +21,8 @@ from parnet_det.benchmark import (
     run_benchmark,
     verdict,
 )
-from parnet_det.benchmark.rows import add_baseline_ratios, numeric_order
+from parnet_det.benchmark.matrix import done_keys
+from parnet_det.benchmark.rows import add_baseline_ratios, numeric_order, row_key
 from parnet_det.benchmark.settings import Recipe
 from parnet_det.benchmark.tables import ratio_cell
 from parnet_det.benchmark.timing import BlockFailed
@@ -278,3 +279,13 @@ def test_a_failure_while_setting_up_a_setting_marks_only_that_models_rows_there(
                       for model in (PARNET, BASELINE) for resolution in (64, 96) for mode in ('network', 'end2end')}
     failed = [row for row in rows if row['status'] == 'error']
     assert all(row['error'] == 'RuntimeError: out of memory (injected)' for row in failed)
+
+
+def test_a_resumed_matrix_measures_rows_of_the_old_protocol_again():
+    old = _row('model', [10.0], group=None)
+    new, failed = dict(_row('model', [10.0]), resolution=96), dict(_row('model', [10.0]), resolution=128,
+                                                                    status='error')
+    train = dict(_row('model', [10.0], group=None), mode='train_step', with_cp=False)
+    keys = done_keys([old, new, failed, train])
+    assert keys == {row_key(new), row_key(failed), row_key(train)}
+    assert done_keys([old, new, failed, train], retry_failed=True) == {row_key(new), row_key(train)}
