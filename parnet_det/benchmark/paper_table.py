@@ -82,7 +82,7 @@ def render_table(rows: List[dict], device: str, precision: str, batch_size: int,
         f'Speed: {device}, {precision}, batch {batch_size}, {form} form, {variant} variant; FPS = images/s, '
         'network = backbone + '
         'neck + head, end-to-end = pre-processing to boxes after NMS. AP: COCO bbox metrics (pycocotools).', '',
-        '| model | depth | params (M) | GFLOPs | input | FPS network | FPS end-to-end | '
+        '| model | backbone depth (to stride 32) | params (M) | GFLOPs | input | FPS network | FPS end-to-end | '
         + ' | '.join(AP_TITLES) + ' |',
         '|' + '---|' * (7 + len(AP_TITLES))]
     for row in rows:

@@ -158,7 +158,7 @@ def run_training_benchmark(models: Sequence[ModelSpec], settings: TrainSettings,
                 if on_row is not None:
                     on_row(row)
                 log(f'[train {len(rows)}] {spec.name} {precision} b{row["batch_size"]} {settings.resolution}px '
-                    f'with_cp={with_cp}: ' + (f'{row["images_per_s"]:.1f} img/s, peak mem {memory_cell(row)} MiB'
+                    f'with_cp={with_cp}: ' + (f'{row["images_per_s"]:.1f} img/s, peak mem (MiB) {memory_cell(row)}'
                                               if row['status'] == 'ok' else row['error']))
                 if device.type == 'cuda':
                     torch.cuda.empty_cache()
