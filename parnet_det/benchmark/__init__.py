@@ -17,7 +17,7 @@ from .settings import (
                        check_workloads,
                        load_model_specs,
 )
-from .timing import PRECISIONS, BlockTimer, PeakMemory, check_precisions, interleave, resolve_device, time_repeats
+from .timing import PRECISIONS, BlockTimer, PeakMemory, check_precisions, interleave, resolve_device
 from .training import TrainSettings, check_train_settings, run_training_benchmark
 from .workload import ADAPTERS, HeadAdapter, HeadOutputs, control_workload, head_adapter
 
@@ -28,6 +28,6 @@ __all__ = [
     'check_forms', 'check_precisions', 'check_settings', 'check_train_settings', 'check_workloads',
     'control_workload', 'format_progress', 'head_adapter', 'interleave', 'latest_rows', 'load_model_specs',
     'pack_images', 'ratio_spread', 'ratio_tables', 'read_rows', 'regime_plots', 'resolve_device', 'row_key',
-    'run_benchmark', 'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images', 'time_repeats',
+    'run_benchmark', 'run_matrix', 'run_training_benchmark', 'select_regimes', 'synthetic_images',
     'training_estimates', 'verdict', 'write_matrix_reports', 'write_report'
 ]

@@ -103,10 +103,10 @@ def drop_cut_row(path: str) -> None:
 
 def done_keys(rows: Sequence[dict], retry_failed: bool = False) -> set:
     """Keys of the rows a resumed run skips: all measured ones, and the timed-out or failed ones unless
-    retried. Inference rows of the protocol before interleaving (no ``timing_group``) are measured again."""
+    retried. Rows of the protocol before interleaving (no ``timing_group``) are measured again."""
     return {row_key(row) for row in latest_rows(rows)
             if (row.get('status', 'ok') != 'ok' and not retry_failed)
-            or (row.get('status', 'ok') == 'ok' and (row['mode'] == TRAIN_MODE or row.get('timing_group')))}
+            or (row.get('status', 'ok') == 'ok' and row.get('timing_group'))}
 
 
 def row_appender(path: str) -> Callable[[dict], None]:

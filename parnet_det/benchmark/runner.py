@@ -13,7 +13,7 @@ from ..utils.time_limit import time_limit
 from .measurement import ModelBench, model_fields
 from .rows import failed_row_fields, row_key
 from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
-from .timing import BlockFailed, hardware_name, interleave
+from .timing import BlockFailed, BlockTimer, hardware_name, interleave
 from .variants import reset_compiled
 
 
@@ -40,52 +40,64 @@ def _benches(models: Sequence[ModelSpec], settings: BenchmarkSettings, device: t
     return benches
 
 
-def measure_setting(benches: Sequence[tuple], case: tuple, settings: BenchmarkSettings,
-                    device: torch.device) -> List[dict]:
-    """One row per model and form at ``case``: each set up and warmed up, then their timed blocks interleaved.
+def time_together(rows: List[dict], prepare: Callable[[int], BlockTimer],
+                  finish: Callable[[int, BlockTimer, list], None], repeats: int, time_limit_s: Optional[float],
+                  forget: Callable[[int], None] = lambda index: None) -> None:
+    """Set up and warm up every row's step, then time their repeats in alternation; each row is updated in place.
 
-    Set-up (images, FLOPs, workload, runner, warm-up) and every block run under the row's guard and time
-    limit: a failure marks that model's row and the others go on. Rows measured together share a
-    ``timing_group``: their repeats were interleaved (round i of every model ran back to back).
+    Rows that already have a ``status`` (failed before) are left out. ``prepare(index)`` (set-up and warm-up)
+    and every repeat run under the row's guard and ``time_limit_s``: a failure marks that row (``forget(index)``
+    drops what it left half-built) and the others go on. ``finish(index, timer, block_ms)`` fills a row's
+    timing; rows measured together share a ``timing_group``: round i of every row ran back to back.
     """
-    resolution, batch_size, variant, precision, mode = case
-    group = uuid.uuid4().hex[:12]
-    rows, timers = [], {}
-    reset_compiled(variant)
-    for index, (spec, form, bench) in enumerate(benches):
-        row = dict(model_fields(spec, form), variant=variant, precision=precision, device=str(device),
-                   hardware=hardware_name(device), mode=mode, resolution=resolution, batch_size=batch_size)
-        rows.append(row)
-        if isinstance(bench, Exception):
-            row.update(failed_row_fields(bench))
-            continue
-        row.update(bench.fields, variant=variant, precision=precision)
-        try:
-            with time_limit(settings.row_time_limit_s):
-                timers[index] = bench.prepare(case, row)
-        except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
-            bench.drop_runner(variant, precision)
-            row.update(failed_row_fields(failure))
+    group, timers = uuid.uuid4().hex[:12], {}
+    for index, row in enumerate(rows):
+        if row.get('status') is None:
+            try:
+                with time_limit(time_limit_s):
+                    timers[index] = prepare(index)
+            except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
+                forget(index)
+                row.update(failed_row_fields(failure))
     order = list(timers)
 
-    def run_block(position: int, timer) -> float:
-        index = order[position]
+    def run_block(position: int, timer: BlockTimer) -> float:
         try:
-            with time_limit(settings.row_time_limit_s):
+            with time_limit(time_limit_s):
                 return timer.time_block()
         except Exception as failure:  # noqa: BLE001 (as above)
-            benches[index][2].drop_runner(variant, precision)
-            rows[index].update(failed_row_fields(failure))
+            forget(order[position])
+            rows[order[position]].update(failed_row_fields(failure))
             raise BlockFailed from failure
 
-    block_ms = interleave([timers[index] for index in order], settings.repeats, run_block)
-    for index, blocks in zip(order, block_ms):
+    for index, blocks in zip(order, interleave([timers[index] for index in order], repeats, run_block)):
         if rows[index].get('status') is None:
             try:
-                benches[index][2].finish(rows[index], timers[index], blocks, mode)
+                finish(index, timers[index], blocks)
                 rows[index]['timing_group'] = group
             except Exception as failure:  # noqa: BLE001 (as above)
                 rows[index].update(failed_row_fields(failure))
+
+
+def measure_setting(benches: Sequence[tuple], case: tuple, settings: BenchmarkSettings,
+                    device: torch.device) -> List[dict]:
+    """One row per model and form at ``case``: each set up (images, FLOPs, workload, runner) and warmed up,
+    then their timed repeats interleaved (:func:`time_together`)."""
+    resolution, batch_size, variant, precision, mode = case
+    rows = []
+    reset_compiled(variant)
+    for spec, form, bench in benches:
+        row = dict(model_fields(spec, form), variant=variant, precision=precision, device=str(device),
+                   hardware=hardware_name(device), mode=mode, resolution=resolution, batch_size=batch_size)
+        if isinstance(bench, Exception):
+            row.update(failed_row_fields(bench))
+        else:
+            row.update(bench.fields, variant=variant, precision=precision)
+        rows.append(row)
+    time_together(rows, lambda index: benches[index][2].prepare(case, rows[index]),
+                  lambda index, timer, blocks: benches[index][2].finish(rows[index], timer, blocks, mode),
+                  settings.repeats, settings.row_time_limit_s,
+                  forget=lambda index: benches[index][2].drop_runner(variant, precision))
     return rows
 
 

@@ -143,26 +143,6 @@ def interleave(timers: Sequence[BlockTimer], repeats: int,
     return block_ms
 
 
-def time_repeats(step: Callable[[], object], device: torch.device, warmup: int, iters: int, repeats: int,
-                 min_block_s: float = 0.0) -> List[float]:
-    """Time one ``step`` alone: :class:`BlockTimer` warm-up, then ``repeats`` blocks.
-
-    Args:
-        step (Callable): One iteration of the work to time.
-        device (torch.device): Where ``step`` runs; synchronised around each block.
-        warmup (int): Untimed calls first (allocator, cuDNN autotuning, caches).
-        iters (int): Calls per timed block, at least.
-        repeats (int): Number of timed blocks.
-        min_block_s (float): Seconds a block lasts at least (0: exactly ``iters`` calls).
-
-    Returns:
-        list[float]: Each block's mean milliseconds per call.
-    """
-    timer = BlockTimer(step, device)
-    timer.warm_up(warmup, iters, min_block_s)
-    return [timer.time_block() for _ in range(repeats)]
-
-
 def summarize_ms(block_ms: Sequence[float]) -> Dict[str, float]:
     """Median, min and max over the timed blocks."""
     return dict(ms_per_batch_median=statistics.median(block_ms), ms_per_batch_min=min(block_ms),

@@ -23,13 +23,13 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 
 from ..models import build_detector
-from ..utils.time_limit import time_limit
 from .inputs import synthetic_images
 from .model_stats import parameters_by_part
-from .rows import TRAIN_MODE, failed_row_fields, row_key
+from .rows import TRAIN_MODE, row_key
+from .runner import time_together
 from .settings import ModelSpec
 from .tables import memory_cell
-from .timing import PeakMemory, check_precisions, hardware_name, resolve_device, summarize_ms, time_repeats
+from .timing import BlockTimer, PeakMemory, check_precisions, hardware_name, module_bytes, resolve_device, summarize_ms
 
 
 @dataclass
@@ -44,8 +44,9 @@ class TrainSettings:
         with_cp (Sequence[bool]): Gradient checkpointing of the backbone off and/or on.
         device (str): 'cpu', 'cuda' or 'cuda:N'.
         warmup (int): Untimed steps first.
-        iters (int): Steps per timed repeat.
-        repeats (int): Timed repeats.
+        iters (int): Steps per timed repeat, at least.
+        repeats (int): Timed repeats, the models' alternating.
+        min_repeat_s (float): Seconds a timed repeat lasts at least (0: exactly ``iters`` steps).
         boxes_per_image (int): Random ground-truth boxes per image.
         row_time_limit_s (float, optional): As in :class:`~.settings.BenchmarkSettings`.
     """
@@ -57,6 +58,7 @@ class TrainSettings:
     warmup: int = 3
     iters: int = 5
     repeats: int = 3
+    min_repeat_s: float = 0.0
     boxes_per_image: int = 8
     row_time_limit_s: Optional[float] = None
 
@@ -91,28 +93,41 @@ def training_config(cfg: Config, precision: str, with_cp: bool) -> Config:
     return cfg
 
 
-def _measure_step(spec: ModelSpec, settings: TrainSettings, precision: str, with_cp: bool,
-                  device: torch.device) -> dict:
-    cfg = training_config(spec.cfg, precision, with_cp)
-    torch.manual_seed(0)
-    model = build_detector(cfg, device=device).train()
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # the optimizer's builder logs one line per parameter
-    try:
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    finally:
-        logger.setLevel(level)
-    batch_size = settings.batch_size or cfg.train_dataloader.batch_size
-    batch = synthetic_training_batch(settings.resolution, batch_size, model.bbox_head.num_classes,
-                                     settings.boxes_per_image)
-    # The model lives only in this step: every byte over the start is its own (weights and optimizer state).
-    with PeakMemory(device) as memory:
-        block_ms = time_repeats(lambda: model.train_step(batch, optim_wrapper), device, settings.warmup,
-                                settings.iters, settings.repeats)
-    timing = summarize_ms(block_ms)
-    return dict(parameters_by_part(model), batch_size=batch_size, **timing, ms_per_batch_repeats=block_ms,
-                images_per_s=batch_size * 1000 / timing['ms_per_batch_median'], peak_memory_mib=memory.mib)
+class TrainStep:
+    """One model's optimizer step on its batch, built for timing (the model, its optimizer and the batch)."""
+
+    def __init__(self, spec: ModelSpec, settings: TrainSettings, precision: str, with_cp: bool,
+                 device: torch.device):
+        cfg = training_config(spec.cfg, precision, with_cp)
+        torch.manual_seed(0)
+        self.model = build_detector(cfg, device=device).train()
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # the optimizer's builder logs one line per parameter
+        try:
+            self.optim_wrapper = build_optim_wrapper(self.model, cfg.optim_wrapper)
+        finally:
+            logger.setLevel(level)
+        self.batch_size = settings.batch_size or cfg.train_dataloader.batch_size
+        self.batch = synthetic_training_batch(settings.resolution, self.batch_size, self.model.bbox_head.num_classes,
+                                              settings.boxes_per_image)
+        self.settings, self.device = settings, device
+
+    def __call__(self):
+        return self.model.train_step(self.batch, self.optim_wrapper)
+
+    def prepare(self, row: dict) -> BlockTimer:
+        """Warmed up (the optimizer's state allocated: counted in the peak memory) and ready to time."""
+        timer = BlockTimer(self, self.device)
+        with PeakMemory(self.device, module_bytes(self.model)) as memory:
+            timer.warm_up(self.settings.warmup, self.settings.iters, self.settings.min_repeat_s)
+        row.update(parameters_by_part(self.model), peak_memory_mib=memory.mib)
+        return timer
+
+    def finish(self, row: dict, block_ms: list) -> None:
+        timing = summarize_ms(block_ms)
+        row.update(timing, ms_per_batch_repeats=block_ms,
+                   images_per_s=self.batch_size * 1000 / timing['ms_per_batch_median'], status='ok')
 
 
 def check_train_settings(settings: TrainSettings) -> torch.device:
@@ -132,34 +147,43 @@ def run_training_benchmark(models: Sequence[ModelSpec], settings: TrainSettings,
 
     Rows have ``mode='train_step'``, ``form='train'``, ``variant='mmdet'``,
     ``with_cp``, the timing fields of :func:`~.runner.run_benchmark`'s rows,
-    ``params`` by part and ``status``; rows whose :func:`~.runner.row_key` is
-    in ``done`` are skipped.
+    ``params`` by part and ``status``. Per precision and ``with_cp`` the
+    models' steps alternate (:func:`~.runner.time_together`); one whose
+    rows' :func:`~.runner.row_key` are all in ``done`` is skipped, one with
+    some missing is measured again for every model.
     """
     device = check_train_settings(settings)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
     rows = []
-    for spec in models:
-        for precision in settings.precisions:
-            for with_cp in settings.with_cp:
+    for precision in settings.precisions:
+        for with_cp in settings.with_cp:
+            group = []
+            for spec in models:
                 row = dict(model=spec.name, config=spec.config, checkpoint=None, form='train', variant='mmdet',
                            precision=precision, device=str(device), hardware=hardware_name(device), mode=TRAIN_MODE,
-                           resolution=settings.resolution, batch_size=settings.batch_size, with_cp=with_cp)
-                if settings.batch_size is None:
-                    row['batch_size'] = spec.cfg.train_dataloader.batch_size
-                if row_key(row) in done:
-                    continue
-                try:
-                    with time_limit(settings.row_time_limit_s):
-                        row.update(_measure_step(spec, settings, precision, with_cp, device), status='ok')
-                except Exception as failure:  # noqa: BLE001 (kept as a row: one row's failure must not end the run)
-                    row.update(failed_row_fields(failure))
+                           resolution=settings.resolution, with_cp=with_cp,
+                           batch_size=settings.batch_size or spec.cfg.train_dataloader.batch_size)
+                group.append(row)
+            if all(row_key(row) in done for row in group):
+                continue
+            steps = {}
+
+            def prepare(index: int) -> BlockTimer:
+                steps[index] = TrainStep(models[index], settings, precision, with_cp, device)
+                return steps[index].prepare(group[index])
+
+            # The models' steps alternate, as the inference rows' (see runner.time_together).
+            time_together(group, prepare, lambda index, timer, blocks: steps[index].finish(group[index], blocks),
+                          settings.repeats, settings.row_time_limit_s, forget=lambda index: steps.pop(index, None))
+            steps.clear()
+            for row in group:
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
-                log(f'[train {len(rows)}] {spec.name} {precision} b{row["batch_size"]} {settings.resolution}px '
+                log(f'[train {len(rows)}] {row["model"]} {precision} b{row["batch_size"]} {settings.resolution}px '
                     f'with_cp={with_cp}: ' + (f'{row["images_per_s"]:.1f} img/s, peak mem (MiB) {memory_cell(row)}'
                                               if row['status'] == 'ok' else row['error']))
-                if device.type == 'cuda':
-                    torch.cuda.empty_cache()
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
     return rows

@@ -80,12 +80,17 @@ def test_a_small_input_gets_at_most_half_its_priors_as_candidates():
 
 
 def test_the_training_mode_runs_optimizer_steps_and_reports_speed_and_memory():
-    specs = load_model_specs(str(DEMO / f'{PARNET}.py'))
+    specs = load_model_specs(str(DEMO / f'{PARNET}.py'), baselines=[str(DEMO / f'{BASELINE}.py')])
     settings = TrainSettings(resolution=64, batch_size=2, precisions=('fp32', ), with_cp=(False, True), device='cpu',
                              warmup=1, iters=1, repeats=2)
     rows = run_training_benchmark(specs, settings, log=lambda line: None)
-    assert [row['with_cp'] for row in rows] == [False, True]
+    assert [(row['model'], row['with_cp']) for row in rows] == [(PARNET, False), (BASELINE, False), (PARNET, True),
+                                                                (BASELINE, True)]
+    # The two models' steps alternated, per with_cp: their ratio pairs round by round.
+    assert rows[0]['timing_group'] == rows[1]['timing_group'] != rows[2]['timing_group'] == rows[3]['timing_group']
+    assert ratio_spread(rows[0], rows[1])[3] is True
     for row in rows:
+        assert len(row['ms_per_batch_repeats']) == 2
         assert row['status'] == 'ok' and row['mode'] == 'train_step' and row['batch_size'] == 2
         assert row['images_per_s'] == pytest.approx(2 * 1000 / row['ms_per_batch_median'])
         assert row['peak_memory_mib'] is None and row['params_backbone'] > 0  # n/a on the CPU

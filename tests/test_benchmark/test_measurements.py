@@ -285,7 +285,8 @@ def test_a_resumed_matrix_measures_rows_of_the_old_protocol_again():
     old = _row('model', [10.0], group=None)
     new, failed = dict(_row('model', [10.0]), resolution=96), dict(_row('model', [10.0]), resolution=128,
                                                                     status='error')
-    train = dict(_row('model', [10.0], group=None), mode='train_step', with_cp=False)
-    keys = done_keys([old, new, failed, train])
+    train = dict(_row('model', [10.0]), mode='train_step', with_cp=False)
+    old_train = dict(_row('model', [10.0], group=None), mode='train_step', with_cp=True)
+    keys = done_keys([old, new, failed, train, old_train])
     assert keys == {row_key(new), row_key(failed), row_key(train)}
-    assert done_keys([old, new, failed, train], retry_failed=True) == {row_key(new), row_key(train)}
+    assert done_keys([old, new, failed, train, old_train], retry_failed=True) == {row_key(new), row_key(train)}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector, load_config
-from parnet_det.benchmark import check_precisions, pack_images, resolve_device, synthetic_images, time_repeats
+from parnet_det.benchmark import BlockTimer, check_precisions, pack_images, resolve_device, synthetic_images
 from parnet_det.benchmark.variants import timed_step
 from parnet_det.models import switch_to_deploy
 
@@ -219,13 +219,15 @@ def test_fp16_on_the_cpu_and_cuda_without_a_gpu_are_refused(tmp_path):
         assert exit_info.value.code == 2 and not (tmp_path / 'out').exists()
 
 
-def test_time_repeats_times_every_iteration_after_the_warmup():
+def test_a_block_timer_times_every_iteration_after_the_warmup():
     calls = []
 
     def step():
         calls.append(None)
         time.sleep(0.002)
 
-    block_ms = time_repeats(step, CPU, warmup=2, iters=3, repeats=4)
+    timer = BlockTimer(step, CPU)
+    timer.warm_up(warmup=2, min_iters=3, min_block_s=0)
+    block_ms = [timer.time_block() for _ in range(4)]
     assert len(calls) == 2 + 3 * 4 and len(block_ms) == 4
     assert all(ms >= 2.0 for ms in block_ms)
