@@ -27,7 +27,11 @@ BASELINE = 'yolo_cspdarknet53s_coco'
 YOLOX_RECIPE = Recipe('YOLOX recipe (YOLOX-L PAFPN and head, CSPDarknet53s baseline)', BASELINE,
                       ('yolo_parnet_xl_coco', 'yolo_parnet_s_coco', 'yolo_parnet_xl_csp_coco', 'yolo_parnet_m_coco',
                        'yolo_parnet_xl_wideneck_coco'))
-RECIPES = (YOLOX_RECIPE, )
+# The published detector (Scaled-YOLOv4's neck, head and recipe): the paper's baseline. The ParNet detectors on
+# its neck and head join its models as their configs arrive (issue 22).
+YOLOV4_CSP_RECIPE = Recipe("YOLOv4-CSP (the published detector's neck, head and recipe: the paper's pair)",
+                           'yolov4_csp_coco', ())
+RECIPES = (YOLOX_RECIPE, YOLOV4_CSP_RECIPE)
 
 
 MATRIX_MODELS = tuple(recipe_models(RECIPES))
@@ -142,7 +146,7 @@ def run_matrix(preset: MatrixPreset, config_dir: str, work_dir: str, command: Se
     done = done_keys(read_rows(rows_path), retry_failed)
     log(f'{len(done)} rows in {rows_path} already; measuring the rest')
     # Collected first: a failure there must not cost the measurements.
-    meta = benchmark_meta(command, preset.inference, preset.recipes[0].baseline, preset.training)
+    meta = benchmark_meta(command, preset.inference, ', '.join(r.baseline for r in preset.recipes), preset.training)
     os.makedirs(work_dir, exist_ok=True)
     append = row_appender(rows_path)
     if preset.inference.precisions:  # none: this call only writes the reports

@@ -88,8 +88,8 @@ def render_markdown(meta: dict, rows: List[dict]) -> str:
         f'- software: torch {env["torch"]} (CUDA {env["torch CUDA"]}), mmcv {env["mmcv"]}, '
         f'mmengine {env["mmengine"]}, mmdet {env["mmdet"]}, parnet_det {env["parnet_det"]}',
         f'- timing: {meta["definitions"]["ms_per_batch"]}; img/s = batch / median',
-        f'- × baseline: img/s over {meta["baseline"]}\'s at the same resolution, batch, precision, form, '
-        'variant and mode' if meta['baseline'] else '- no baseline given',
+        f'- × baseline: img/s over that of the row\'s baseline ({meta["baseline"]}) at the same resolution, '
+        'batch, precision, form, variant and mode' if meta['baseline'] else '- no baseline given',
         f'- spread: {meta["definitions"]["ratio_spread"]}',
         f'- × ref. variant: img/s over the same model\'s in variant {meta["definitions"]["reference_variant"]} '
         'at the same setting',

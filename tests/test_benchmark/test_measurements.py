@@ -290,3 +290,24 @@ def test_a_resumed_matrix_measures_rows_of_the_old_protocol_again():
     keys = done_keys([old, new, failed, train, old_train])
     assert keys == {row_key(new), row_key(failed), row_key(train)}
     assert done_keys([old, new, failed, train, old_train], retry_failed=True) == {row_key(new), row_key(train)}
+
+
+# A second head: YOLOv4-CSP (multi-label test, per-class NMS) through its adapter.
+TINY_YOLOV4_CSP = {'model.backbone.widen_factor': 0.25, 'model.backbone.deepen_factor': 0.34,
+                   'model.neck.widen_factor': 0.25, 'model.neck.in_channels': [64, 128, 256],
+                   'model.bbox_head.widen_factor': 0.25}
+
+
+def test_the_yolov4_csp_detector_gets_the_controlled_workload_and_folds_throughout():
+    specs = load_model_specs(str(REPO / 'configs' / 'yolov4_csp_coco.py'), cfg_options=TINY_YOLOV4_CSP)
+    settings = BenchmarkSettings(resolutions=(128, ), batch_sizes=(2, ), variants=('mmdet', 'eager'), threads=1,
+                                 candidates=500, **dict(QUICK, repeats=2))
+    rows = run_benchmark(specs, settings, log=lambda line: None)
+    assert [row['status'] for row in rows] == ['ok'] * 4
+    for row in rows:
+        assert row['workload'].startswith('controlled: 500 candidates')
+        # (box, class) pairs over the thresholds of the official test, counted on each variant's own path.
+        assert abs(row['nms_candidates_per_image'] - 500) <= 2
+        assert row['folded_norms'] > 0 and row['foldable_norms_left'] == 0
+    detections = [row['detections_per_image'] for row in rows if row['mode'] == 'end2end']
+    assert max(detections) - min(detections) <= 1 and min(detections) > 0
