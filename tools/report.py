@@ -5,9 +5,11 @@ tools/benchmark_matrix.py) speed results, optionally merged with tools/test.py A
     python tools/report.py --ap work_dirs/*/ap_results.jsonl --benchmark work_dirs/benchmark/*/results.json \
         --out work_dirs/report
 
-Writes report.md with, per regime (eager batch 1 = the paper's regime; fastest path batch 1; the
-largest batch; training step), every model's speed ratio to --baseline, and with --ap the table of AP
-next to FPS; latency_vs_resolution.png, throughput_vs_batch.png, and with --ap ap_vs_fps.png.
+Writes report.md with, per recipe and regime (eager batch 1 = the paper's regime; fastest path batch
+1; the largest batch; training step), every model's speed ratio to its recipe's baseline (or to
+--baseline) with its spread over the repeats ("faster"/"slower" only where the spread excludes 1),
+and with --ap the table of AP next to FPS; latency_vs_resolution.png and throughput_vs_batch.png
+(error bars: slowest and fastest repeat), and with --ap ap_vs_fps.png.
 --benchmark takes results.json files or the rows.jsonl of a run still going or cut short.
 """
 import argparse
