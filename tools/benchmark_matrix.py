@@ -82,7 +82,7 @@ def preset_from_args(args):
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
         if args.baseline:
-            recipe = Recipe(f'against {args.baseline} (--baseline)', args.baseline, args.models)
+            recipe = Recipe('--baseline', args.baseline, args.models)
             return dataclasses.replace(preset, inference=inference, training=training, recipes=[recipe])
         unpaired = [name for name in args.models if name not in preset.models]
         if unpaired:

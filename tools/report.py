@@ -78,7 +78,7 @@ def read_speed_rows(paths):
 def recipes_for(rows, baseline):
     """The recipes whose baseline has measured rows; with ``baseline``, one holding every model."""
     if baseline is not None:
-        recipes = [Recipe(f'against {baseline}', baseline, sorted({row['model'] for row in rows} - {baseline}))]
+        recipes = [Recipe('--baseline', baseline, sorted({row['model'] for row in rows} - {baseline}))]
     else:
         recipes = list(RECIPES)
     measured_models = {row['model'] for row in measured(rows)}
