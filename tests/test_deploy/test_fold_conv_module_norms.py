@@ -5,16 +5,19 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
+from parnet_det.analysis.folding import foldable_norms
 from parnet_det.apis import load_config
 from parnet_det.deploy import fold_conv_module_norms, switch_to_deploy
+from parnet_det.models.layers.csp_layers import BottleneckCSP
 
 from ..helpers import randomize_norm_stats, relative_error
 
 
 def count_norms(model):
-    in_conv_modules = sum(isinstance(m.norm, _BatchNorm) for m in model.modules()
-                          if isinstance(m, ConvModule) and m.with_norm)
-    return in_conv_modules, sum(isinstance(m, _BatchNorm) for m in model.modules())
+    """(norms of ConvModules and of CSP concatenations: the foldable ones, every norm)."""
+    foldable = sum(isinstance(m.norm, _BatchNorm) for m in model.modules()
+                   if isinstance(m, (ConvModule, BottleneckCSP)) and getattr(m, 'with_norm', True))
+    return foldable, sum(isinstance(m, _BatchNorm) for m in model.modules())
 
 
 def test_folding_keeps_outputs_and_only_touches_conv_modules():
@@ -27,10 +30,11 @@ def test_folding_keeps_outputs_and_only_touches_conv_modules():
         x = torch.rand(2, 3, 96, 128) * 255
         with torch.no_grad():
             expected = model._forward(x)
-            conv_module_norms, all_norms = count_norms(model)
-            assert fold_conv_module_norms(model) == conv_module_norms > 0
-            # ParNet's identity and fusion norms, the CSP concatenation norms: not after a conv of theirs.
-            assert count_norms(model) == (0, all_norms - conv_module_norms)
+            foldable, all_norms = count_norms(model)
+            assert fold_conv_module_norms(model) == foldable > 0
+            # ParNet's identity and fusion norms: not after a conv of theirs.
+            assert count_norms(model) == (0, all_norms - foldable)
+            assert foldable_norms(model, (1, 3, 64, 64)) == []
             for level_expected, level_got in zip(expected, model._forward(x)):
                 for e, g in zip(level_expected, level_got):
                     assert relative_error(g, e) < 1e-5

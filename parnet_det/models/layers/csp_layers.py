@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.models.layers.csp_layer import DarknetBottleneck
 from mmdet.utils import ConfigType, OptMultiConfig
@@ -119,6 +120,30 @@ class BottleneckCSP(BaseModule):
     def norm(self) -> nn.Module:
         """The norm layer after the concatenation."""
         return getattr(self, self.norm_name)
+
+    def fold_norm(self) -> bool:
+        """Fold the norm after the concatenation into the two plain convs, in place (eval mode only).
+
+        Per channel ``BN(y) = s * y + t`` with ``s = gamma / sqrt(var + eps)``,
+        ``t = beta - mean * s``, and ``y`` is the output of ``main_out_conv`` in
+        the first half of the channels, of ``short_conv`` in the second: each
+        conv takes its half (``W' = s W``, bias ``t``), the norm becomes an
+        identity. Returns whether a norm was folded.
+        """
+        norm = self.norm
+        if not isinstance(norm, _BatchNorm) or norm.training:
+            return False
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias - norm.running_mean * scale
+        for name, channels in (('main_out_conv', slice(0, self.main_out_conv.out_channels)),
+                               ('short_conv', slice(self.main_out_conv.out_channels, None))):
+            conv = getattr(self, name)
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, 1, bias=True).to(conv.weight)
+            folded.weight.data = (conv.weight * scale[channels].view(-1, 1, 1, 1)).detach()
+            folded.bias.data = shift[channels].detach().clone()
+            setattr(self, name, folded)
+        setattr(self, self.norm_name, nn.Identity())
+        return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         main = self.main_out_conv(self.blocks(self.main_conv(x)))
