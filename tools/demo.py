@@ -50,8 +50,8 @@ class DemoSize(NamedTuple):
 
 FULL = DemoSize(320, 80, 160, None, ('128', '160', '192'), ('--warmup', '3', '--iters', '10', '--repeats', '3'),
                 (224, 512, 640), True)
-QUICK = DemoSize(32, 16, 128, 2, ('96', '128'), ('--warmup', '1', '--iters', '2', '--repeats', '1', '--min-repeat-time', '0'),
-                 (224,), False)
+QUICK = DemoSize(32, 16, 128, 2, ('96', '128'),
+                 ('--warmup', '1', '--iters', '2', '--repeats', '1', '--min-repeat-time', '0'), (224,), False)
 
 
 def run(*command):
