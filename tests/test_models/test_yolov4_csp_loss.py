@@ -5,9 +5,10 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
-from mmdet.models.losses import ciou_loss
+from mmdet.models.losses.iou_loss import ciou_loss
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps
+
 from parnet_det.models.losses import complete_iou
 
 STRIDES = [8, 16, 32]
@@ -16,7 +17,7 @@ ONE_ANCHOR = [[(8, 8)], [(16, 16)], [(32, 32)]]
 
 
 def gt(boxes, labels=None):
-    boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     labels = torch.zeros(len(boxes), dtype=torch.long) if labels is None else torch.tensor(labels)
     return InstanceData(bboxes=boxes, labels=labels)
 

@@ -2,12 +2,12 @@
 from typing import Sequence, Tuple
 
 import torch
-import torch.nn as nn
-from mmcv.cnn import ConvModule
 
 from mmdet.models.necks import YOLOXPAFPN
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType
+
+from .level_reductions import LevelReductions
 
 
 @MODELS.register_module()
@@ -24,7 +24,7 @@ class ReducedYOLOXPAFPN(YOLOXPAFPN):
     puts ParNet under a "reduced neck" without saying more; this is the
     smallest one that makes the comparison like for like. The reductions use
     the PAFPN's conv, norm and activation settings, so their BatchNorms
-    fold like the PAFPN's (:func:`~parnet_det.models.reparameterize.fold_conv_module_norms`).
+    fold like the PAFPN's (:class:`LevelReductions`).
 
     Args:
         in_channels (Sequence[int]): Backbone output widths, one per level.
@@ -44,19 +44,10 @@ class ReducedYOLOXPAFPN(YOLOXPAFPN):
                  norm_cfg: ConfigType = dict(type='BN', momentum=0.03, eps=0.001),
                  act_cfg: ConfigType = dict(type='Swish'),
                  **kwargs) -> None:
-        if len(in_channels) != len(reduced_channels):
-            raise ValueError(f'ReducedYOLOXPAFPN: {len(in_channels)} in_channels {list(in_channels)} but '
-                             f'{len(reduced_channels)} reduced_channels {list(reduced_channels)}; '
-                             'give one width per level')
+        reductions = LevelReductions(in_channels, reduced_channels, type(self).__name__, conv_cfg, norm_cfg, act_cfg)
         super().__init__(
             in_channels=list(reduced_channels), conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, **kwargs)
-        self.reductions = nn.ModuleList(
-            ConvModule(width, reduced, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-            for width, reduced in zip(in_channels, reduced_channels))
+        self.reductions = reductions
 
     def forward(self, inputs: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
-        if len(inputs) != len(self.reductions):
-            raise ValueError(f'ReducedYOLOXPAFPN is built for {len(self.reductions)} levels (in_channels) but got '
-                             f'{len(inputs)} inputs; give the backbone as many out_indices as the neck has '
-                             'in_channels')
-        return super().forward(tuple(reduce(x) for reduce, x in zip(self.reductions, inputs)))
+        return super().forward(self.reductions(inputs))

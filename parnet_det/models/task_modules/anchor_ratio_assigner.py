@@ -62,7 +62,8 @@ class AnchorRatioAssigner:
 
     def assign(self, grid_sizes: Sequence[Tuple[int, int]], batch_gt_instances: Sequence[InstanceData]
                ) -> List[LevelTargets]:
-        """Positives per level for grids of ``(H_l, W_l)`` cells and each image's ``bboxes`` (xyxy, pixels) and ``labels``."""
+        """Positives per level, for grids of ``(H_l, W_l)`` cells and each image's ``bboxes`` (xyxy, pixels)
+        and ``labels``."""
         boxes = torch.cat([get_box_tensor(gt.bboxes).float() for gt in batch_gt_instances]).reshape(-1, 4)
         labels = torch.cat([gt.labels for gt in batch_gt_instances]).long()
         img_inds = torch.cat([torch.full((len(gt.labels), ), i, dtype=torch.long, device=boxes.device)
