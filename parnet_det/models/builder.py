@@ -25,7 +25,7 @@ def build_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     """Build the detector of ``config``, load ``checkpoint`` strictly, optionally fold it; in eval mode.
 
     A checkpoint written by ``tools/reparameterize.py`` (``meta.deploy``)
-    loads into the folded form (``deploy=True`` on the backbone) directly.
+    loads into the folded form (``deploy=True`` on the backbone, and on an implicit head) directly.
     As in mmdet's ``init_detector``, the config used (with ``cfg_options``)
     becomes ``model.cfg`` and the checkpoint's ``meta.dataset_meta`` (class
     names, palette) ``model.dataset_meta``.
@@ -53,6 +53,8 @@ def build_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     meta = (loaded.get('meta') or {}) if loaded is not None else {}
     if meta.get('deploy'):
         cfg.model.backbone.deploy = True
+        if cfg.model.get('bbox_head', {}).get('implicit'):
+            cfg.model.bbox_head.deploy = True  # YOLOR's implicit head, folded into its prediction convs
     model = MODELS.build(cfg.model)
     model.cfg = cfg
     if loaded is not None:

@@ -16,6 +16,7 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptInstanceList, OptMultiConfig
 
 from ..layers.csp_layers import YOLOV4_CSP_BN
+from ..layers.implicit_conv import ImplicitPredictionConv
 from ..utils.widths import make_divisible
 
 # yolov4-csp.cfg's anchors, (w, h) in pixels, three per level (strides 8, 16, 32).
@@ -58,6 +59,10 @@ class YOLOv4CSPHead(BaseDenseHead):
         prior_generator (dict): Anchors. Defaults to ``YOLOAnchorGenerator`` with the cfg's anchors.
         norm_cfg (dict): Norm of the 3x3 convs. Defaults to ``dict(type='BN', momentum=0.03, eps=1e-4)``.
         act_cfg (dict): Their activation. Defaults to ``dict(type='Mish')``.
+        implicit (bool): YOLOR's implicit head: ImplicitA before and ImplicitM after each
+            prediction conv (:class:`~parnet_det.models.layers.ImplicitPredictionConv`; they fold
+            into the conv for deploy). Defaults to False.
+        deploy (bool): With ``implicit``, build the folded prediction convs. Defaults to False.
         loss (dict, optional): The loss module, built with ``num_classes``,
             ``base_sizes`` (anchors per level, pixels) and ``strides`` added;
             called as ``loss(pred_maps, batch_gt_instances, batch_img_metas)``.
@@ -79,6 +84,8 @@ class YOLOv4CSPHead(BaseDenseHead):
                      type='YOLOAnchorGenerator', base_sizes=YOLOV4_CSP_ANCHORS, strides=(8, 16, 32)),
                  norm_cfg: ConfigType = YOLOV4_CSP_BN,
                  act_cfg: ConfigType = dict(type='Mish'),
+                 implicit: bool = False,
+                 deploy: bool = False,
                  loss: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = YOLOV4_CSP_TEST_CFG,
@@ -105,8 +112,10 @@ class YOLOv4CSPHead(BaseDenseHead):
         self.convs_bridge = nn.ModuleList(
             ConvModule(c, f, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
             for c, f in zip(self.in_channels, self.feat_channels))
-        self.convs_pred = nn.ModuleList(nn.Conv2d(f, self.num_anchors * self.num_attrib, 1)
-                                        for f in self.feat_channels)
+        num_outputs = self.num_anchors * self.num_attrib
+        self.convs_pred = nn.ModuleList(
+            ImplicitPredictionConv(f, num_outputs, deploy=deploy) if implicit else nn.Conv2d(f, num_outputs, 1)
+            for f in self.feat_channels)
         self.loss_module = None
         if loss is not None:
             self.loss_module = MODELS.build(dict(
