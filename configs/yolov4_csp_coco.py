@@ -27,22 +27,3 @@ model = dict(
     # probability > 0.001 for every class of a box (multi-label), per-class NMS at IoU 0.65, at most 300
     # detections, no top-k before NMS.
     test_cfg=dict(conf_thr=0.001, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65), max_per_img=300))
-
-# The official test-time input: long side resized to 640 keeping the aspect ratio, then letterboxed
-# (centred, grey 114) to the rectangular shape ceil(side / long side * 640 / 64 + 0.5) * 64 per side.
-# Exact at batch size 1 where the image shrinks or keeps its size (INTER_AREA, as the official test; COCO
-# images have a long side of at most 640). An image that grows (long side under the target, e.g. every
-# COCO image at --resolution 1280) is enlarged with INTER_AREA too, where the official test uses
-# INTER_LINEAR: mmdet's Resize has one interpolation. The official test also batches images sorted by
-# aspect ratio to a shared shape, which a per-image pipeline cannot do: with batch_size > 1 each batch is
-# padded at the bottom right to its largest letterboxed image (a few more grey pixels).
-test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),  # on_error='raise', the default (see _base_/yolo_pafpn_coco.py)
-    dict(type='Resize', scale=(640, 640), keep_ratio=True, interpolation='area'),
-    dict(type='RectLetterbox', img_size=640, stride=64, pad=0.5, pad_val=114),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param'))
-]
-val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader

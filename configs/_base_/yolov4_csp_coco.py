@@ -44,12 +44,21 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs')
 ]
+# The official test-time input: long side resized to 640 keeping the aspect ratio, then letterboxed
+# (centred, grey 114) to the rectangular shape ceil(side / long side * 640 / 64 + 0.5) * 64 per side.
+# Exact at batch size 1 where the image shrinks or keeps its size (INTER_AREA, as the official test; COCO
+# images have a long side of at most 640). An image that grows (long side under the target, e.g. every
+# COCO image at --resolution 1280) is enlarged with INTER_AREA too, where the official test uses
+# INTER_LINEAR: mmdet's Resize has one interpolation. The official test also batches images sorted by
+# aspect ratio to a shared shape, which a per-image pipeline cannot do: with batch_size > 1 each batch is
+# padded at the bottom right to its largest letterboxed image (a few more grey pixels).
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='Pad', pad_to_square=True, pad_val=dict(img=(114.0, 114.0, 114.0))),
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),  # on_error='raise': skipping changes AP
+    dict(type='Resize', scale=img_scale, keep_ratio=True, interpolation='area'),
+    dict(type='RectLetterbox', img_size=640, stride=64, pad=0.5, pad_val=114),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param'))
 ]
 train_dataloader = dict(
     batch_size=8,  # per GPU; 8 GPUs: the recipe's batch of 64, no gradient accumulation
