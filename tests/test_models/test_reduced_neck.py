@@ -92,3 +92,20 @@ def test_the_detector_with_a_reduced_neck_folds_exactly():
 def test_one_width_per_level_is_required():
     with pytest.raises(ValueError, match='one width per level'):
         ReducedYOLOXPAFPN(in_channels=[8, 16, 32], reduced_channels=[8, 16], out_channels=8)
+
+
+@pytest.mark.parametrize('name, widths', [('yolov4_csp_parnet_xl_coco', (400, 800, 3200)),
+                                          ('yolov4_csp_parnet_xl_csp_coco', (400, 800, 3200)),
+                                          ('yolov4_csp_parnet_s_coco', (192, 384, 1280)),
+                                          ('yolov4_csp_parnet_m_coco', (256, 512, 2048))])
+def test_yolov4_csp_parnet_configs_keep_the_published_neck_and_head(name, widths):
+    # Like for like with configs/yolov4_csp_coco.py: the same neck (SPP-CSP, CSP-PAN) tensor for tensor,
+    # behind three 1x1 convs from ParNet's widths to 256/512/1024, and the same head config.
+    baseline = load_config(str(REPO / 'configs/yolov4_csp_coco.py')).model
+    paper = load_config(str(REPO / 'configs' / f'{name}.py')).model
+    assert paper.bbox_head == baseline.bbox_head
+    shapes = {k: v.shape for k, v in MODELS.build(paper.neck).state_dict().items()}
+    reductions = {k: shapes.pop(k) for k in list(shapes) if k.startswith('reductions.')}
+    assert shapes == {k: v.shape for k, v in MODELS.build(baseline.neck).state_dict().items()}
+    assert [reductions[f'reductions.{i}.conv.weight'] for i in range(3)] == [
+        (256, widths[0], 1, 1), (512, widths[1], 1, 1), (1024, widths[2], 1, 1)]

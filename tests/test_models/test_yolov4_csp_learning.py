@@ -1,5 +1,7 @@
 """The YOLOv4-CSP head family learns on generated data: a narrow ParNet detector on YOLOv4-CSP's neck and head,
 trained by a real mmengine Runner with YOLOv4CSPLoss, then evaluated by mmdet's CocoMetric (CPU)."""
+import math
+
 import pytest
 from mmengine.runner import Runner
 
@@ -15,14 +17,19 @@ EPOCHS = 10
 AP50_FLOOR = 0.0
 
 
-def learning_config(data_root, work_dir, **loss_options):
-    cfg = load_config(DEMO)
+def narrow_model(num_classes=5, **loss_options):
+    """The config's detector with the CPU demo's narrow ParNet and a quarter-width neck and head."""
     model = load_config(CONFIG).model
     model.backbone.arch = dict(stream_channels=(32, 64, 128), final_channels=256, num_blocks=(2, 3, 3))
     model.neck.update(in_channels=[64, 128, 256], reduced_channels=[64, 128, 256], widen_factor=0.25)
-    model.bbox_head.update(num_classes=5, widen_factor=0.25)
+    model.bbox_head.update(num_classes=num_classes, widen_factor=0.25)
     model.bbox_head.loss.update(loss_options)
-    cfg.model = model
+    return model
+
+
+def learning_config(data_root, work_dir, **loss_options):
+    cfg = load_config(DEMO)
+    cfg.model = narrow_model(**loss_options)
     cfg.merge_from_dict(dict(option.split('=', 1) for option in synthetic_coco_cfg_options(data_root)))
     cfg.train_dataloader.dataset.pipeline[4].scale = (128, 128)  # Resize; the images are 128 px
     for split in ('val', 'test'):
@@ -52,3 +59,36 @@ def test_yolov4_csp_head_learns(learning_data, tmp_path):
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     assert last < 0.5 * first, (first, last)
     assert ap50 >= AP50_FLOOR, ap50
+
+
+def test_the_recipe_runs(tiny_coco, tmp_path):
+    # The config's own training set-up (mosaic + affine pipeline, SGD groups, warm-up, EMA) for 4 steps at 128 px.
+    cfg = load_config(CONFIG)
+    cfg.model = narrow_model(num_classes=len(tiny_coco['classes']))
+    dataset = cfg.train_dataloader.dataset
+    dataset.dataset.update(data_root=tiny_coco['data_root'], ann_file='annotations/instances_train.json',
+                           data_prefix=dict(img='train/'), metainfo=dict(classes=tiny_coco['classes']))
+    dataset.pipeline[0].img_scale = (128, 128)  # Mosaic
+    dataset.pipeline[1].border = (-64, -64)  # RandomAffine
+    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    cfg.train_cfg.update(max_epochs=1, val_interval=2)
+    cfg.update(work_dir=str(tmp_path), val_dataloader=None, val_cfg=None, val_evaluator=None, test_dataloader=None,
+               test_cfg=None, test_evaluator=None, randomness=dict(seed=0), launcher='none')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 4
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert len(losses) == 4 and all(math.isfinite(v) and v > 0 for v in losses)
+    optimizer = runner.optim_wrapper.optimizer
+    group = optimizer.param_groups[0]
+    # 4 steps into the warm-up of 3 epochs x 4 iterations (mmengine's linear schedulers reach their end value
+    # after 11 steps): lr 0.01 x (0.001 + 0.999 x 4 / 11), momentum 0.8 + 0.137 x 4 / 11.
+    assert group['nesterov']
+    assert group['lr'] == pytest.approx(0.01 * (0.001 + 0.999 * 4 / 11), rel=0.01)
+    assert group['momentum'] == pytest.approx(0.8 + 0.137 * 4 / 11, rel=0.01)
+    decay = {id(p): g['weight_decay'] for g in optimizer.param_groups for p in g['params']}
+    model = runner.model
+    assert decay[id(model.bbox_head.convs_pred[0].weight)] == 5e-4
+    assert decay[id(model.bbox_head.convs_pred[0].bias)] == 0
+    assert decay[id(model.bbox_head.convs_bridge[0].bn.weight)] == 0
+    assert any(type(hook).__name__ == 'EMAHook' for hook in runner.hooks)
