@@ -1,8 +1,11 @@
 """YOLOR's implicit head: ImplicitA / ImplicitM around the prediction conv, folded exactly for deploy."""
+import pytest
 import torch
 import torch.nn.functional as F
 
 from parnet_det.apis import build_detector
+from parnet_det.deploy.onnx_check import check_onnx_against_pytorch
+from parnet_det.deploy.onnx_export import export_onnx
 from parnet_det.deploy.reparameterize import reparameterize_checkpoint
 from parnet_det.models.layers import ImplicitPredictionConv
 from parnet_det.utils.config import load_config
@@ -67,3 +70,16 @@ def test_yolor_detector_folds_and_its_deploy_checkpoint_loads_folded(tmp_path):
         after = folded.bbox_head(folded.extract_feat(x))[0]
     for original, deployed in zip(before, after):
         assert relative_error(deployed, original) <= 1e-5
+
+
+@pytest.mark.slow
+def test_yolor_detector_exports_to_onnx(tmp_path):
+    cfg = tiny_config()
+    model = build_detector(cfg)
+    for conv in model.bbox_head.convs_pred:
+        spread(conv)
+    checkpoint = str(tmp_path / 'yolor.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=('a', 'b', 'c')))), checkpoint)
+    export = export_onnx(cfg, checkpoint, str(tmp_path / 'yolor.onnx'), input_size=(128, 160))
+    check = check_onnx_against_pytorch(export.path, export.module)
+    assert check.boxes_rel <= 1e-5 and check.scores_rel <= 1e-5 and check.label_differences == 0
