@@ -27,10 +27,11 @@ BASELINE = 'yolo_cspdarknet53s_coco'
 YOLOX_RECIPE = Recipe('YOLOX recipe (YOLOX-L PAFPN and head, CSPDarknet53s baseline)', BASELINE,
                       ('yolo_parnet_xl_coco', 'yolo_parnet_s_coco', 'yolo_parnet_xl_csp_coco', 'yolo_parnet_m_coco',
                        'yolo_parnet_xl_wideneck_coco'))
-# The published detector (Scaled-YOLOv4's neck, head and recipe): the paper's baseline. The ParNet detectors on
-# its neck and head join its models as their configs arrive (issue 22).
+# The published detector (Scaled-YOLOv4's neck, head and recipe): the paper's baseline, and ParNet on its neck
+# and head behind three 1x1 reductions (like for like: only the backbone differs).
 YOLOV4_CSP_RECIPE = Recipe("YOLOv4-CSP (the published detector's neck, head and recipe: the paper's pair)",
-                           'yolov4_csp_coco', ())
+                           'yolov4_csp_coco', ('yolov4_csp_parnet_xl_coco', 'yolov4_csp_parnet_xl_csp_coco',
+                                               'yolov4_csp_parnet_s_coco', 'yolov4_csp_parnet_m_coco'))
 RECIPES = (YOLOX_RECIPE, YOLOV4_CSP_RECIPE)
 
 
