@@ -82,7 +82,12 @@ def preset_from_args(args):
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
         if args.baseline:
-            recipe = Recipe('--baseline', args.baseline, args.models)
+            # Named as the preset's recipe of that baseline where the models are all of it (the reports head
+            # each pair so); otherwise the pair is the user's own.
+            name = next((recipe.name for recipe in recipes if recipe.baseline == args.baseline
+                         and set(args.models) <= {recipe.baseline, *recipe.models}),
+                        f'{args.baseline} as the baseline (--baseline)')
+            recipe = Recipe(name, args.baseline, args.models)
             return dataclasses.replace(preset, inference=inference, training=training, recipes=[recipe])
         unpaired = [name for name in args.models if name not in preset.models]
         if unpaired:

@@ -233,3 +233,16 @@ def test_the_matrix_tool_refuses_bad_input_before_measuring(tmp_path, capsys, ar
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err.splitlines()[-1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ['rows.jsonl']
+
+
+def test_a_baseline_given_by_hand_keeps_its_presets_recipe_name():
+    tool = load_tool('benchmark_matrix.py')
+    pair = ['yolov4_csp_coco', 'yolov4_csp_parnet_s_coco']
+
+    def recipes(*argv):
+        return tool.preset_from_args(tool.parse_args(['--preset', 'cpu', '--work-dir', 'unused', *argv])).recipes
+
+    [named] = recipes('--models', pair[1], '--baseline', pair[0])
+    assert named.name.startswith('YOLOv4-CSP') and (named.baseline, list(named.models)) == (pair[0], pair[1:])
+    [unnamed] = recipes('--models', 'yolo_parnet_s_coco', '--baseline', pair[0])
+    assert unnamed.name == 'yolov4_csp_coco as the baseline (--baseline)'
