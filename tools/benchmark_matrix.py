@@ -26,7 +26,7 @@ import sys
 import tarfile
 
 from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
-from parnet_det.benchmark.settings import Recipe
+from parnet_det.benchmark.settings import pair_recipe
 from parnet_det.utils.cli_args import positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -82,12 +82,7 @@ def preset_from_args(args):
             raise FileNotFoundError(f'no config configs/{missing[0]}.py; --models takes config names, '
                                     'e.g. yolo_parnet_xl_coco')
         if args.baseline:
-            # Named as the preset's recipe of that baseline where the models are all of it (the reports head
-            # each pair so); otherwise the pair is the user's own.
-            name = next((recipe.name for recipe in recipes if recipe.baseline == args.baseline
-                         and set(args.models) <= {recipe.baseline, *recipe.models}),
-                        f'{args.baseline} as the baseline (--baseline)')
-            recipe = Recipe(name, args.baseline, args.models)
+            recipe = pair_recipe(args.baseline, args.models, recipes)
             return dataclasses.replace(preset, inference=inference, training=training, recipes=[recipe])
         unpaired = [name for name in args.models if name not in preset.models]
         if unpaired:

@@ -36,7 +36,7 @@ from parnet_det.benchmark.paper_table import (
 from parnet_det.benchmark.regimes import RATIO_LEGEND
 from parnet_det.benchmark.report import write_files
 from parnet_det.benchmark.rows import measured
-from parnet_det.benchmark.settings import Recipe, baselines_of
+from parnet_det.benchmark.settings import baselines_of, pair_recipe
 from parnet_det.utils.cli_args import user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -78,7 +78,7 @@ def read_speed_rows(paths):
 def recipes_for(rows, baseline):
     """The recipes whose baseline has measured rows; with ``baseline``, one holding every model."""
     if baseline is not None:
-        recipes = [Recipe('--baseline', baseline, sorted({row['model'] for row in rows} - {baseline}))]
+        recipes = [pair_recipe(baseline, sorted({row['model'] for row in rows} - {baseline}), RECIPES)]
     else:
         recipes = list(RECIPES)
     measured_models = {row['model'] for row in measured(rows)}

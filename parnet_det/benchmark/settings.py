@@ -101,6 +101,15 @@ class Recipe:
     models: Sequence[str]
 
 
+def pair_recipe(baseline: str, models: Sequence[str], recipes: Sequence[Recipe]) -> Recipe:
+    """``models`` against ``baseline`` (a ``--baseline`` given by hand), named as the recipe of ``recipes``
+    that holds them all (the reports head each pair with its recipe), else as the user's own pair."""
+    name = next((recipe.name for recipe in recipes
+                 if recipe.baseline == baseline and set(models) <= {recipe.baseline, *recipe.models}),
+                'the pair given on the command line')
+    return Recipe(name, baseline, models)
+
+
 def recipe_models(recipes: Sequence[Recipe]) -> List[str]:
     """Every config name of ``recipes``, each baseline before its models."""
     return list(dict.fromkeys(name for recipe in recipes for name in (recipe.baseline, *recipe.models)))
