@@ -11,7 +11,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
-from ..utils.fileio import atomic_write
+from ..utils.fileio import atomic_write, strict_json
 from .regimes import RATIO_LEGEND, ratio_tables, regime_plots, training_estimates
 from .report import benchmark_meta, write_files, write_report
 from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
@@ -119,7 +119,7 @@ def row_appender(path: str) -> Callable[[dict], None]:
 
     def append(row: dict) -> None:
         with open(path, 'a') as file:
-            file.write(json.dumps(row, allow_nan=False) + '\n')
+            file.write(strict_json(row) + '\n')
             file.flush()
             os.fsync(file.fileno())
 

@@ -2,7 +2,6 @@
 record of how they were measured)."""
 import csv
 import io
-import json
 import os
 import os.path as osp
 import shlex
@@ -13,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..utils.collect_env import collect_env
-from ..utils.fileio import atomic_write
+from ..utils.fileio import atomic_write, strict_json
 from .plotting import finish_axes, new_figure, to_png
 from .rows import MODE_TITLES, measured
 from .settings import MODES, min_repeat_seconds
@@ -69,8 +68,8 @@ def benchmark_meta(argv: Sequence[str], settings, baseline: Optional[str], train
 
 
 def render_json(meta: dict, rows: List[dict]) -> str:
-    """Strict JSON (``allow_nan=False``): a non-finite number is a bug, said here, not a file others cannot read."""
-    return json.dumps(dict(meta, rows=rows), indent=2, allow_nan=False) + '\n'
+    """Strict JSON: a non-finite number is a bug, said here, not a file others cannot read."""
+    return strict_json(dict(meta, rows=rows), indent=2) + '\n'
 
 
 def render_csv(rows: List[dict]) -> str:
