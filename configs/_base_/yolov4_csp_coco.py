@@ -96,8 +96,12 @@ val_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 test_dataloader = val_dataloader
+# COCOeval with its own maxDets (1, 10, 100), as Scaled-YOLOv4's test.py: mmdet's CocoMetric default
+# proposal_nums=(100, 300, 1000) becomes pycocotools' maxDets, which computes AP50, AP75 and APs/m/l at the
+# last one (1000), not comparable with published figures. (mmdet's names of the AR items, AR@100/300/1000,
+# then stand for AR@1/10/100; its default metric_items are the six AP numbers only.)
 val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val2017.json', metric='bbox',
-                     backend_args=backend_args)
+                     proposal_nums=(1, 10, 100), backend_args=backend_args)
 test_evaluator = val_evaluator
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)

@@ -102,7 +102,7 @@ def load_predictor(config: Union[str, Config], checkpoint: str, device: str = 'c
     if issubclass(MODELS.get(cfg.model.type), SingleStageDetector):
         engine = init_detector_engine(cfg, checkpoint, device, **asdict(options))
         settings = engine.preprocess.settings
-        if settings.keep_ratio and settings.input_size[0] != settings.input_size[1]:
+        if settings.keep_ratio and settings.input_size is not None and settings.input_size[0] != settings.input_size[1]:
             # Resized to fit a non-square scale (e.g. 1333 x 800), a portrait image is taller than the
             # landscape input: a square canvas holds both (the resize stays the config's).
             side = max(settings.input_size)

@@ -8,21 +8,30 @@
 
 The graph (:class:`OnnxExportWrapper`) takes ``images``: the letterboxed batch
 in pixel values, float32 (B, 3, H, W), channels in the decoded order (BGR, as
-``mmcv.imread`` gives), resized as the test pipeline's ``Resize`` and padded
-with its pad value; see :class:`~parnet_det.inference.BatchPreprocessor`,
-whose steps before normalisation these are. The graph normalises (and
-reverses the channels) as the config's data preprocessor does, runs the
-folded network and decodes the boxes. It returns
+``mmcv.imread`` gives), resized as the test pipeline's ``Resize`` (its
+interpolation) and padded with its pad value: at the bottom right, or centred
+where the pipeline has a ``RectLetterbox`` (the YOLOv4-CSP family; the graph's
+input is then a fixed square of the ``Resize`` scale, the image centred in it,
+not the official test's per-image rectangle). See
+:class:`~parnet_det.inference.BatchPreprocessor` with the export's input size,
+whose steps before normalisation these are, and whose ``metas`` the
+post-processing below takes. The graph normalises (and reverses the channels)
+as the config's data preprocessor does, runs the folded network and decodes
+the boxes. It returns
 
-- ``boxes`` (B, N, 4): (x1, y1, x2, y2) in input pixels, fp32;
+- ``boxes`` (B, N, 4): (x1, y1, x2, y2) in input pixels, fp32, not clipped;
 - ``scores`` (B, N, num_classes): class probability x objectness, fp32.
 
 NMS is not in the graph, so that its outputs keep fixed shapes and the NMS
-is the serving side's choice. Run it outside, e.g. with
-``parnet_det.inference.postprocess_dense_detections(boxes, scores, metas, test_cfg)``
-(``metas``: one dict per image with ``scale_factor`` (w, h) of its resize,
-``test_cfg``: the head's, as :attr:`OnnxExportWrapper.test_cfg` holds it),
-which gives mmdet's detections in original-image pixels, or with any NMS.
+is the serving side's choice. Run the head's own post-processing outside
+(``test_cfg``: the head's, as :attr:`OnnxExportWrapper.test_cfg` holds it):
+
+- YOLOX heads: ``parnet_det.inference.postprocess_dense_detections(boxes, scores, metas, test_cfg)``
+  (best class per box, mmdet's ``YOLOXHead`` test);
+- YOLOv4CSPHead: ``parnet_det.inference.postprocess_multilabel_detections(boxes, scores, metas, test_cfg)``
+  (Scaled-YOLOv4's test: multi-label, NMS on the unclipped boxes, then the clip),
+
+which give the detector's detections in original-image pixels, or any NMS.
 
 YOLOX-style heads and heads that decode themselves (``boxes_and_scores``, e.g.
 YOLOv4CSPHead) export their decoding; onnx, onnxscript and onnxruntime
@@ -147,7 +156,7 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         checkpoint (str): Its weights, training or deploy form.
         out (str): The ONNX file to write.
         input_size (Sequence[int], optional): (H, W), or one side for a square;
-            defaults to the config's test ``Resize`` scale.
+            defaults to the config's test ``Resize`` scale (also with a ``RectLetterbox``).
         batch_size (int): The batch size of the graph (with ``dynamic_batch``,
             only that of the example traced). Defaults to 1.
         dynamic_batch (bool): Make the batch dimension dynamic. Defaults to False.
@@ -168,6 +177,9 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     # Loaded strictly (deploy checkpoints into the folded form); the engine folds and evals.
     model = build_detector(config, checkpoint, cfg_options=cfg_options)
     engine = DetectorEngine(model, model.cfg, 'cpu', input_size=input_size)
+    if engine.input_size is None:
+        # A RectLetterbox config gives each image its own rectangle; a graph needs one shape: the Resize scale.
+        engine.set_input_size(engine.preprocess.settings.resize_scale[::-1])
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
 
     dynamic_shapes = None

@@ -56,7 +56,9 @@ class DetectorEngine:
         device (str | torch.device): Where to run. Defaults to 'cuda:0'.
         options (InferenceOptions, optional): Fast paths. Defaults to none (plain eager fp32).
         input_size (Sequence[int], optional): (H, W) or one side: the fixed
-            network input; defaults to the config's test ``Resize`` scale.
+            network input; defaults to the config's test ``Resize`` scale (with a
+            ``RectLetterbox`` in the test pipeline: each image's own rectangle,
+            as ``tools/test.py``; see :mod:`.preprocess`).
         deploy (bool): Fold as above. Defaults to True.
     """
 
@@ -98,8 +100,8 @@ class DetectorEngine:
         self.preprocess = BatchPreprocessor(PreprocessSettings.from_config(self.cfg, input_size), self.device)
 
     @property
-    def input_size(self) -> Tuple[int, int]:
-        """(H, W) of the network input."""
+    def input_size(self) -> Optional[Tuple[int, int]]:
+        """(H, W) of the network input; None where each image gets its own (the config's ``RectLetterbox``)."""
         return self.preprocess.settings.input_size
 
     def network(self, batch: torch.Tensor) -> Any:

@@ -1,10 +1,13 @@
-"""Batched post-processing of dense detections: score threshold, rescale, NMS over many images at once, top-k."""
+"""Post-processing of dense detections: YOLOX's (batched: score threshold, rescale, NMS over many images at
+once, top-k) and YOLOv4-CSP's official test (multi-label, NMS, then the clip)."""
 from typing import Callable, List, Sequence, Tuple
 
 import mmcv.ops
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
+
+from ..models.dense_heads import boxes_to_image, select_detections
 
 
 def _tiled_nms(boxes: torch.Tensor, scores: torch.Tensor, image_ids: torch.Tensor, labels: torch.Tensor,
@@ -110,4 +113,39 @@ def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, meta
                 chunk_boxes, chunk_scores, chunk_labels))):
             results.append(InstanceData(bboxes=image_boxes[:limit], scores=image_scores[:limit],
                                         labels=image_labels[:limit]))
+    return results
+
+
+def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict],
+                                      test_cfg: ConfigDict) -> List[InstanceData]:
+    """YOLOv4-CSP's official COCO test on decoded boxes and scores (an exported graph's outputs), per image.
+
+    What ``YOLOv4CSPHead.predict_by_feat(..., rescale=True)`` does after its decode:
+    every (box, class) scoring over ``score_thr`` (multi-label), per-class NMS on the
+    unclipped boxes, the ``max_per_img`` best, then clipped to the input, the
+    letterbox offset removed, rescaled and clipped to the original image
+    (:func:`~parnet_det.models.dense_heads.select_detections`,
+    :func:`~parnet_det.models.dense_heads.boxes_to_image`). The head's objectness
+    threshold ``conf_thr`` is implied by the score threshold (score = objectness x
+    class probability <= objectness), so ``conf_thr`` may not exceed ``score_thr``.
+
+    Args:
+        boxes (Tensor): (B, N, 4) x1, y1, x2, y2 in input-batch pixels.
+        scores (Tensor): (B, N, C) objectness x class probability.
+        metas (Sequence[dict]): Per image, ``img_shape``, ``scale_factor`` (w, h),
+            ``ori_shape`` and, letterboxed centred, ``pad_param``, as
+            :class:`~parnet_det.inference.BatchPreprocessor` returns them.
+        test_cfg (ConfigDict): The head's ``test_cfg``.
+
+    Returns:
+        list[InstanceData]: Per image, ``bboxes`` (n, 4) in original pixels, ``scores`` (n,), ``labels`` (n,).
+    """
+    if test_cfg.get('conf_thr', 0) > test_cfg.score_thr:
+        raise ValueError(f'test_cfg.conf_thr {test_cfg.conf_thr} exceeds score_thr {test_cfg.score_thr}: '
+                         'the objectness is not among the outputs; use the head\'s predict_by_feat')
+    results = []
+    for image_boxes, image_scores, meta in zip(boxes.float(), scores.float(), metas):
+        kept_boxes, kept_scores, labels = select_detections(image_boxes, image_scores, test_cfg)
+        results.append(InstanceData(bboxes=boxes_to_image(kept_boxes, meta, rescale=True), scores=kept_scores,
+                                    labels=labels))
     return results

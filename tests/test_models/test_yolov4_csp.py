@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 
 from mmdet.registry import DATASETS, MODELS, TRANSFORMS
 
 import parnet_det  # noqa: F401  (registers the modules)
 from parnet_det.apis import set_test_resolution
 from parnet_det.deploy import OnnxExportWrapper
-from parnet_det.inference import DetectorEngine
+from parnet_det.inference import DetectorEngine, postprocess_multilabel_detections
 from parnet_det.models import build_detector, fold_conv_module_norms
-from parnet_det.models.dense_heads import YOLOv4CSPHead
+from parnet_det.models.dense_heads import YOLOV4_CSP_TEST_CFG, YOLOv4CSPHead, boxes_to_image, select_detections
 from parnet_det.models.utils import make_divisible
 
 from ..helpers import REPO, randomize_norm_stats, relative_error
@@ -282,10 +282,49 @@ def test_boxes_go_back_to_the_original_image(head):
     maps = quiet_maps(head, 64, 64)
     set_box(maps[0], 0, 2, 2, probs=(0.8, 0.001, 0.001))  # (14, 12, 26, 28) in the input
     set_box(maps[0], 2, 7, 7, probs=(0.7, 0.001, 0.001))  # 40 x 28 at (60, 60): (40, 46, 80, 74), clipped at 64
-    # Letterboxed: 16 px top and 8 px left of padding, then a 2x resize of the original.
+    # Letterboxed: 16 px top and 8 px left of padding, then a 2x resize of the original (24 x 28).
     meta = dict(img_shape=(64, 64), ori_shape=(24, 28), scale_factor=(2.0, 2.0), pad_param=np.array([16, 16, 8, 0]))
     result, = head.predict_by_feat(flat(maps), [meta], rescale=True)
-    torch.testing.assert_close(result.bboxes, torch.tensor([[3.0, -2.0, 9.0, 6.0], [16.0, 15.0, 28.0, 24.0]]))
+    # (14 - 8) / 2 = 3, (12 - 16) / 2 = -2 -> 0: the official test's last step clips to the original image.
+    torch.testing.assert_close(result.bboxes, torch.tensor([[3.0, 0.0, 9.0, 6.0], [16.0, 15.0, 28.0, 24.0]]))
+
+
+def test_nms_runs_on_the_unclipped_boxes_then_the_clip():
+    """Two boxes hanging over the left border by different amounts: IoU 60 / 160 = 0.375 as decoded (both
+    kept, as Scaled-YOLOv4's test.py keeps them), IoU 1 once clipped (a clip before NMS would drop one)."""
+    boxes = torch.tensor([[-100.0, 0.0, 60.0, 100.0], [0.0, 0.0, 60.0, 100.0]])
+    scores = torch.tensor([[0.9], [0.8]])
+    cfg = ConfigDict(YOLOV4_CSP_TEST_CFG)
+    kept, kept_scores, labels = select_detections(boxes, scores, cfg)
+    torch.testing.assert_close(kept, boxes)
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.8]) and labels.tolist() == [0, 0]
+    # Clipped only afterwards, to the padded input, then (rescaled) to the original image.
+    meta = dict(img_shape=(128, 128), ori_shape=(50, 40), scale_factor=(2.0, 2.0), pad_param=np.array([14, 14, 24, 24]))
+    torch.testing.assert_close(boxes_to_image(kept, meta, rescale=True),
+                               torch.tensor([[0.0, 0.0, 18.0, 43.0], [0.0, 0.0, 18.0, 43.0]]))
+    # The same through the head, at stride 32 in cell (row 1, column 0) of a 128 x 128 input: box A
+    # (-70, 0, 60, 100) on anchor 0 (142 x 110), box B (0, 0, 60, 100) on anchor 1 (192 x 243).
+    head = YOLOv4CSPHead(num_classes=1, in_channels=(8, 8, 8), feat_channels=(8, 8, 8))
+    maps = quiet_maps(head, 128, 128)
+    centre_y = (50 / 32 - 1 + 0.5) / 2
+    set_box(maps[2], 0, 1, 0, xy=((-5 / 32 + 0.5) / 2, centre_y),
+            wh=(math.sqrt(130 / 142) / 2, math.sqrt(100 / 110) / 2), obj=0.9, probs=(1 - 1e-6, ))
+    set_box(maps[2], 1, 1, 0, xy=((30 / 32 + 0.5) / 2, centre_y),
+            wh=(math.sqrt(60 / 192) / 2, math.sqrt(100 / 243) / 2), obj=0.8, probs=(1 - 1e-6, ))
+    meta = dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0))
+    result, = head.predict_by_feat(flat(maps), [meta], rescale=True)
+    torch.testing.assert_close(result.bboxes, torch.tensor([[0.0, 0.0, 60.0, 100.0]] * 2), rtol=0, atol=1e-3)
+    torch.testing.assert_close(result.scores, torch.tensor([0.9, 0.8]), rtol=1e-5, atol=0)
+
+
+def test_classes_never_suppress_each_other_below_zero():
+    """mmcv's batched_nms offsets classes by (max coordinate + 1): with unclipped boxes below -1 a box of
+    class 1 can land on one of class 0. Both boxes are kept."""
+    boxes = torch.tensor([[-50.0, -50.0, 10.0, 10.0], [-61.0, -61.0, -1.0, -1.0]])
+    scores = torch.tensor([[0.9, 0.0], [0.0, 0.8]])
+    kept, _, labels = select_detections(boxes, scores, ConfigDict(YOLOV4_CSP_TEST_CFG))
+    assert labels.tolist() == [0, 1]
+    torch.testing.assert_close(kept, boxes)
 
 
 def test_bias_priors_and_the_loss_contract():
@@ -408,3 +447,10 @@ def test_inference_engine_and_onnx_wrapper_run_this_head():
     torch.testing.assert_close(scores, decoded[..., 5:] * decoded[..., 4:5])
     torch.testing.assert_close(boxes[..., 2:] - boxes[..., :2], decoded[..., 2:4], rtol=1e-5, atol=1e-4)
     torch.testing.assert_close((boxes[..., 2:] + boxes[..., :2]) / 2, decoded[..., :2], rtol=1e-5, atol=1e-4)
+    # The post-processing documented for the graph's outputs gives the engine's (the head's) detections.
+    with torch.no_grad():
+        graph_outputs = wrapper((batch * 255).flip(1))
+    detections, = postprocess_multilabel_detections(*graph_outputs, metas, wrapper.test_cfg)
+    torch.testing.assert_close(detections.bboxes, sample.pred_instances.bboxes, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(detections.scores, sample.pred_instances.scores, rtol=1e-4, atol=1e-6)
+    assert detections.labels.tolist() == sample.pred_instances.labels.tolist()

@@ -7,8 +7,9 @@
 CHECKPOINT is a training checkpoint (folded here) or a deploy one from tools/reparameterize.py.
 The graph takes `images`: letterboxed BGR pixels, float32 (B, 3, H, W) (--shape, default the
 config's test Resize scale), and returns `boxes` (B, N, 4, xyxy in input pixels) and `scores`
-(B, N, classes); normalisation and box decoding are inside it, NMS is not: run
-parnet_det.inference.postprocess_dense_detections (or any NMS) on the outputs, see
+(B, N, classes); normalisation and box decoding are inside it, NMS is not: run the head's
+post-processing on the outputs, parnet_det.inference.postprocess_dense_detections for YOLOX heads,
+postprocess_multilabel_detections for the YOLOv4-CSP family (centred letterbox, official test), see
 parnet_det/deploy/onnx_export.py. Unless --no-check, the file is run with onnxruntime on the CPU
 against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more);
 the tool exits with an error if they differ beyond --box-atol / --score-atol. Needs
@@ -74,7 +75,8 @@ def main(argv=None):
     dynamic = ' (dynamic B)' if args.dynamic_batch else ''
     print(f'wrote {exported.path} in {time.perf_counter() - start:.1f} s (opset {exported.opset}): input '
           f'{exported.input_name} {shape}{dynamic} BGR pixels, outputs {" and ".join(exported.output_names)}; '
-          'NMS runs outside the graph (parnet_det.inference.postprocess_dense_detections)')
+          'NMS runs outside the graph (parnet_det.inference.postprocess_dense_detections, or '
+          'postprocess_multilabel_detections for YOLOv4CSPHead)')
     if not args.check:
         return
     batch_sizes = [args.batch_size, args.batch_size + 1] if args.dynamic_batch else [args.batch_size]

@@ -28,6 +28,64 @@ YOLOV4_CSP_TEST_CFG = dict(conf_thr=0.001, score_thr=0.001, nms=dict(type='nms',
                            max_per_img=300)
 
 
+def select_detections(bboxes: Tensor, scores: Tensor, cfg: ConfigDict,
+                      with_nms: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
+    """The official test's selection on one image's decoded boxes: multi-label candidates, per-class NMS.
+
+    Every (box, class) with ``score > cfg.score_thr`` is a candidate; NMS
+    (``cfg.nms``, per class) runs on the boxes as decoded, NOT clipped: Scaled-YOLOv4's
+    ``test.py`` clips only after NMS, and a clip first changes which boxes suppress
+    which (two boxes hanging over the border by different amounts overlap more once
+    clipped); then the ``cfg.max_per_img`` best.
+
+    Args:
+        bboxes (Tensor): (N, 4) x1, y1, x2, y2 in network-input pixels.
+        scores (Tensor): (N, C) objectness x class probability.
+        cfg (ConfigDict): ``score_thr``, ``nms``, ``max_per_img``.
+        with_nms (bool): Without NMS, every candidate is returned. Defaults to True.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: Boxes (n, 4), scores (n,), labels (n,), best first after NMS.
+    """
+    box_index, labels = (scores > cfg.score_thr).nonzero(as_tuple=True)
+    bboxes, scores = bboxes[box_index], scores[box_index, labels]
+    if with_nms and bboxes.numel() > 0:
+        # Moved to start at 0 (IoU does not change): mmcv's batched_nms separates the classes by offsets of
+        # (max coordinate + 1), which let classes overlap once unclipped boxes reach below -1.
+        _, keep = batched_nms(bboxes - bboxes.min(), scores, labels, cfg.nms)
+        keep = keep[:cfg.max_per_img]
+        bboxes, scores, labels = bboxes[keep], scores[keep], labels[keep]
+    return bboxes, scores, labels
+
+
+def boxes_to_image(bboxes: Tensor, img_meta: dict, rescale: bool) -> Tensor:
+    """Network-input boxes -> the image's, in the official test's order (``clip_coords``, ``scale_coords``)::
+
+        b = clip(b, padded input);  b = b - (left, top);  with rescale: b = clip(b / scale_factor, ori_shape)
+
+    ``img_meta``: ``img_shape`` (the padded input), ``pad_param`` (top, bottom, left,
+    right) where the pipeline letterboxed centred (:class:`RectLetterbox`),
+    ``scale_factor`` (w, h) and ``ori_shape``. Without ``rescale`` the boxes stay
+    in the resized image's pixels.
+    """
+    height, width = img_meta['img_shape'][:2]
+    bboxes = clip_to(bboxes, height, width)
+    if 'pad_param' in img_meta:
+        top, _, left, _ = (float(pad) for pad in img_meta['pad_param'])
+        bboxes = bboxes - bboxes.new_tensor([left, top, left, top])
+    if rescale:
+        scale_w, scale_h = img_meta['scale_factor']
+        bboxes = bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
+        bboxes = clip_to(bboxes, *img_meta['ori_shape'][:2])
+    return bboxes
+
+
+def clip_to(bboxes: Tensor, height: float, width: float) -> Tensor:
+    """x1, y1, x2, y2 clamped to [0, width] x [0, height] (a new tensor)."""
+    return torch.stack((bboxes[:, 0].clamp(0, width), bboxes[:, 1].clamp(0, height),
+                        bboxes[:, 2].clamp(0, width), bboxes[:, 3].clamp(0, height)), dim=1)
+
+
 @MODELS.register_module()
 class YOLOv4CSPHead(BaseDenseHead):
     """YOLOv4-CSP's head (``yolov4-csp.cfg`` layers 142-143, 157-158, 172-173).
@@ -46,10 +104,11 @@ class YOLOv4CSPHead(BaseDenseHead):
     computed from mmdet's ``YOLOAnchorGenerator`` priors (centre ``(g + 0.5) S``:
     ``cx = prior_cx + (2 s(t_x) - 1) S``). Inference (``test_cfg``, the official COCO test):
     candidates with ``obj > conf_thr``; score = obj x p_k; every (box, class)
-    with ``score > score_thr`` is a candidate (multi-label); per-class NMS;
-    the ``max_per_img`` best; boxes clipped to the network input, the
-    letterbox offset (``pad_param`` = top, bottom, left, right, if the pipeline
-    recorded one) removed and, with ``rescale``, scaled to the original image.
+    with ``score > score_thr`` is a candidate (multi-label); per-class NMS on
+    the unclipped boxes; the ``max_per_img`` best (:func:`select_detections`);
+    then clipped to the network input, the letterbox offset (``pad_param`` = top,
+    bottom, left, right, if the pipeline recorded one) removed and, with
+    ``rescale``, scaled and clipped to the original image (:func:`boxes_to_image`).
 
     Args:
         num_classes (int): Number of classes ``C``.
@@ -184,25 +243,10 @@ class YOLOv4CSPHead(BaseDenseHead):
     def _predict_single(self, predictions: Tensor, img_meta: dict, cfg: ConfigDict, rescale: bool,
                         with_nms: bool) -> InstanceData:
         predictions = predictions[predictions[:, 4] > cfg.conf_thr]
-        scores = predictions[:, 5:] * predictions[:, 4:5]
-        box_index, labels = (scores > cfg.score_thr).nonzero(as_tuple=True)
-        bboxes = bbox_cxcywh_to_xyxy(predictions[box_index, :4])
-        scores = scores[box_index, labels]
-        height, width = img_meta['img_shape'][:2]
-        bboxes[:, 0::2] = bboxes[:, 0::2].clamp(0, width)
-        bboxes[:, 1::2] = bboxes[:, 1::2].clamp(0, height)
-        if with_nms and bboxes.numel() > 0:
-            _, keep = batched_nms(bboxes, scores, labels, cfg.nms)
-            keep = keep[:cfg.max_per_img]
-            bboxes, scores, labels = bboxes[keep], scores[keep], labels[keep]
-        if 'pad_param' in img_meta:
-            top, _, left, _ = img_meta['pad_param']
-            bboxes = bboxes - bboxes.new_tensor([left, top, left, top])
-        if rescale:
-            scale_w, scale_h = img_meta['scale_factor']
-            bboxes = bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
+        bboxes, scores, labels = select_detections(
+            bbox_cxcywh_to_xyxy(predictions[:, :4]), predictions[:, 5:] * predictions[:, 4:5], cfg, with_nms)
         results = InstanceData()
-        results.bboxes, results.scores, results.labels = bboxes, scores, labels
+        results.bboxes, results.scores, results.labels = boxes_to_image(bboxes, img_meta, rescale), scores, labels
         return results
 
     def loss_by_feat(self,
