@@ -11,7 +11,7 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.runner import Runner
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from parnet_det.apis import build_detector, runner_config, set_launcher, use_amp_where_available
+from parnet_det.apis import build_detector, runner_config, set_launcher, setup_train_config, use_amp_where_available
 from parnet_det.benchmark.training import training_config
 from parnet_det.utils.config import load_config
 
@@ -109,6 +109,14 @@ def test_amp_is_the_default_and_falls_back_to_fp32_without_cuda(monkeypatch, war
     # The benchmark's fp32 training step is fp32 whatever the config's default.
     fp32_step = training_config(load_config('configs/yolov4_csp_coco.py'), 'fp32', with_cp=False)
     assert fp32_step.optim_wrapper.type == 'OptimWrapper'
+
+
+@pytest.mark.parametrize('config, amp', [(BASE, False), ('configs/demo/yolo_parnet_tiny_synthetic.py', True)])
+def test_the_train_tool_falls_back_for_the_config_and_for_amp(config, amp, monkeypatch, tmp_path, warnings_logged):
+    monkeypatch.setattr(runner_config, 'amp_available', lambda: False)
+    cfg = setup_train_config(load_config(config), config, work_dir=str(tmp_path), amp=amp)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert len(warnings_logged) == 1 and warnings_logged[0].startswith('no CUDA device: AMP is off')
 
 
 @NO_CUDA
