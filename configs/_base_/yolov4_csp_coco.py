@@ -108,31 +108,37 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# SGD, Nesterov, momentum 0.937; weight decay 5e-4 on conv weights only (biases and BN without), as the
-# recipe's three parameter groups.
+# SGD, Nesterov, momentum 0.937, in the recipe's three parameter groups (YOLOv4CSPOptimWrapperConstructor):
+# conv weights with weight decay 5e-4; biases, BatchNorm weights and YOLOR's implicit vectors without.
+# mmengine's default constructor with paramwise_cfg made one group per parameter and decayed the implicit vectors.
+# AMP as the recipe's torch.cuda.amp (dynamic loss scale, fp16); tools/train.py trains in fp32 with a plain
+# OptimWrapper where there is no CUDA device (mmengine's AmpOptimWrapper cannot be built there).
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, weight_decay=5e-4, nesterov=True),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
-param_scheduler = [
-    # Warm-up over 3 epochs (the recipe: max(3 epochs, 1000 iterations); 3 COCO epochs at batch 64 are ~5500
-    # iterations), lr linear from ~0 (mmengine's LinearLR cannot start at exactly 0) and momentum 0.8 -> 0.937.
-    # The recipe also starts the biases' lr at 0.1 and falls to the schedule; mmengine has no per-group
-    # warm-up, so biases warm up like the weights here.
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=3, convert_to_iter_based=True),
-    dict(type='LinearMomentum', start_factor=0.8 / 0.937, by_epoch=True, begin=0, end=3,
-         convert_to_iter_based=True),
-    # lr0 x ((1 + cos(pi e / 300)) / 2 x 0.8 + 0.2): cosine to lrf = 0.2 of lr0 (the recipe steps it per
-    # epoch; here per iteration, the same curve).
-    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.2, begin=0, end=max_epochs, T_max=max_epochs,
-         by_epoch=True, convert_to_iter_based=True)
-]
-# EMA: decay 0.9999 (1 - exp(-updates / 2000)), over every float state including BN statistics. mmdet's
-# ExpMomentumEMA with momentum 1e-4 and gamma 2000 is that decay (its step count starts at 1, not 0).
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    constructor='YOLOv4CSPOptimWrapperConstructor',
+    optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, weight_decay=5e-4, nesterov=True))
+# The lr and momentum come from YOLOv4CSPLrHook (custom_hooks), not from mmengine's schedulers: those multiply one
+# shared factor into every group's lr, and the recipe's warm-up starts the biases at 0.1, the rest at 0.
+param_scheduler = None
 custom_hooks = [
+    # Warm-up over max(3 epochs, 1000) iterations, linear in the iteration: bias lr 0.1 -> scheduled, other lr
+    # 0 -> scheduled, momentum 0.8 -> 0.937; the schedule is lr0 x ((1 + cos(pi e / 300)) / 2 x 0.8 + 0.2), stepped
+    # per epoch e (LambdaLR), to lrf = 0.2 of lr0. (The recipe also ramps gradient accumulation 1 -> 64 / batch
+    # in the warm-up: nothing at the batch of 64 kept here.)
+    dict(type='YOLOv4CSPLrHook', lrf=0.2, warmup_epochs=3, warmup_min_iters=1000, warmup_bias_lr=0.1,
+         warmup_momentum=0.8),
+    # EMA: decay 0.9999 (1 - exp(-updates / 2000)), over every float state including BN statistics. mmdet's
+    # ExpMomentumEMA with momentum 1e-4 and gamma 2000 is that decay (its step count starts at 1, not 0).
     dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000, update_buffers=True, priority=49)
 ]
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3), logger=dict(interval=50))
+# SyncBN as the recipe's --sync-bn: mmengine's Runner converts every BatchNorm to torch's SyncBatchNorm when it
+# trains distributed (launcher pytorch / slurm / mpi), so the batch statistics are those of the whole batch of 64
+# over the GPUs. A no-op on one process (launcher none: mmengine converts nothing; a distributed launcher with one
+# process converts, and SyncBatchNorm then computes plain BatchNorm). Dropped for CPU-only distributed runs
+# (tools/train.py): torch's SyncBatchNorm trains on GPU tensors only.
+sync_bn = 'torch'
 # YOLOv4CSPLoss multiplies the loss by the step's total batch (per-GPU batch x GPUs): a sum over the images,
 # whose gradient already grows with the batch (the linear scaling rule), so lr0 = 0.01 holds at any batch
 # and --auto-scale-lr must stay off (it would scale the lr a second time). The recipe at another batch

@@ -12,11 +12,14 @@ from .runner_config import (
                             set_test_resolution,
                             set_work_dir,
                             setup_train_config,
+                            use_amp_where_available,
                             use_crash_safe_checkpoints,
+                            use_fp32,
 )
 
 __all__ = [
     'MediaInferencer', 'add_training_checks', 'build_detector', 'default_work_dir', 'exclusive_work_dir',
     'init_detector_engine', 'load_config', 'load_predictor', 'record_ap_results', 'resume_checkpoint', 'set_launcher',
-    'set_test_resolution', 'set_work_dir', 'setup_train_config', 'use_checked_test_model', 'use_crash_safe_checkpoints'
+    'set_test_resolution', 'set_work_dir', 'setup_train_config', 'use_amp_where_available', 'use_checked_test_model',
+    'use_crash_safe_checkpoints', 'use_fp32'
 ]

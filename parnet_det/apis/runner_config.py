@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
 from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
@@ -29,12 +30,17 @@ def set_launcher(cfg: Config, launcher: str) -> Config:
     ``torch.cuda.set_device``, its runtime defaults to NCCL and it wraps the
     model in DDP with ``device_ids=[LOCAL_RANK]``. On CPUs the process group
     is started here with gloo (mmengine then uses it as it is), and DDP gets
-    ``device_ids=None``.
+    ``device_ids=None``. A config's ``sync_bn`` is dropped there (one log line):
+    torch's SyncBatchNorm refuses CPU tensors in training once a process group
+    exists, so each process normalises over its own batch.
     """
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return cfg
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.pop('sync_bn', None) is not None:
+        print_log('no GPU: sync_bn dropped, SyncBatchNorm needs CUDA tensors (each process normalises its own '
+                  'batch)', logger='current', level=logging.WARNING)
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -52,6 +58,8 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     work dir (:func:`~parnet_det.apis.exclusive_work_dir`, after :func:`set_work_dir`).
     Adds the divergence check and, when resuming, the check that the checkpoint
     fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`).
+    AMP (``--amp`` or the config's ``AmpOptimWrapper``) falls back to fp32 where
+    there is no accelerator (:func:`use_amp_where_available`).
     """
     set_launcher(cfg, launcher)
     set_work_dir(cfg, config_path, work_dir)
@@ -61,6 +69,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
             raise ValueError(f'--amp needs an OptimWrapper or AmpOptimWrapper, the config uses {optim_wrapper}')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    use_amp_where_available(cfg)
     if auto_scale_lr:
         if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the config')
@@ -75,6 +84,34 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
         load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
         cfg.resume, cfg.load_from = True, resume
     return add_training_checks(cfg)
+
+
+def amp_available() -> bool:
+    """Whether mmengine's ``AmpOptimWrapper`` can be built here: the devices its constructor asserts."""
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+def use_amp_where_available(cfg: Config) -> Config:
+    """Train an ``AmpOptimWrapper`` config with a plain ``OptimWrapper`` where AMP cannot run (one log line).
+
+    mmengine's ``AmpOptimWrapper`` asserts a CUDA (NPU, MLU, MUSA) device when it
+    is built, so on a CPU-only machine the YOLOv4-CSP configs (AMP by default, as
+    the recipe) would not train at all; they train in fp32 there instead.
+    """
+    optim_wrapper = cfg.get('optim_wrapper')
+    if not optim_wrapper or optim_wrapper.get('type') != 'AmpOptimWrapper' or amp_available():
+        return cfg
+    print_log('no CUDA device: AMP is off, training in fp32 with OptimWrapper instead of AmpOptimWrapper',
+              logger='current', level=logging.WARNING)
+    return use_fp32(cfg)
+
+
+def use_fp32(cfg: Config) -> Config:
+    """``optim_wrapper`` -> mmengine's plain ``OptimWrapper``, without the AMP-only keys."""
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        cfg.optim_wrapper.pop(key, None)
+    return cfg
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str] = None) -> Config:

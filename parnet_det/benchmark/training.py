@@ -22,6 +22,7 @@ from mmengine.structures import InstanceData
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 
+from ..apis import use_fp32
 from ..models import build_detector
 from .inputs import synthetic_images
 from .model_stats import parameters_by_part
@@ -86,7 +87,9 @@ def training_config(cfg: Config, precision: str, with_cp: bool) -> Config:
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone.with_cp = with_cp
     cfg.model.data_preprocessor.batch_augments = None
-    if precision != 'fp32':
+    if precision == 'fp32':
+        use_fp32(cfg)  # the YOLOv4-CSP configs train with AMP by default
+    else:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
         cfg.optim_wrapper.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}[precision]

@@ -5,6 +5,7 @@ import math
 import pytest
 from mmengine.runner import Runner
 
+from parnet_det.apis import use_amp_where_available
 from parnet_det.datasets import generate_synthetic_coco, synthetic_coco_cfg_options
 from parnet_det.utils.config import load_config
 
@@ -63,8 +64,9 @@ def test_yolov4_csp_head_learns(learning_data, tmp_path):
 
 
 def test_the_recipe_runs(tiny_coco, tmp_path):
-    # The config's own training set-up (mosaic + affine pipeline, SGD groups, warm-up, EMA) for 4 steps at 128 px.
-    cfg = load_config(CONFIG)
+    # The config's own training set-up (mosaic + affine pipeline, SGD groups, warm-up, EMA) for 4 steps at 128 px,
+    # in fp32 on a CPU (AMP where tools/train.py finds CUDA).
+    cfg = use_amp_where_available(load_config(CONFIG))
     cfg.model = narrow_model(num_classes=len(tiny_coco['classes']))
     dataset = cfg.train_dataloader.dataset
     dataset.dataset.update(data_root=tiny_coco['data_root'], ann_file='annotations/instances_train.json',
@@ -80,14 +82,14 @@ def test_the_recipe_runs(tiny_coco, tmp_path):
     assert runner.iter == 4
     losses = runner.message_hub.get_scalar('train/loss').data[0]
     assert len(losses) == 4 and all(math.isfinite(v) and v > 0 for v in losses)
-    optimizer = runner.optim_wrapper.optimizer
-    group = optimizer.param_groups[0]
-    # 4 steps into the warm-up of 3 epochs x 4 iterations (mmengine's linear schedulers reach their end value
-    # after 11 steps): lr 0.01 x (0.001 + 0.999 x 4 / 11), momentum 0.8 + 0.137 x 4 / 11.
-    assert group['nesterov']
-    assert group['lr'] == pytest.approx(0.01 * (0.001 + 0.999 * 4 / 11), rel=0.01)
-    assert group['momentum'] == pytest.approx(0.8 + 0.137 * 4 / 11, rel=0.01)
-    decay = {id(p): g['weight_decay'] for g in optimizer.param_groups for p in g['params']}
+    groups = {group['group_name']: group for group in runner.optim_wrapper.optimizer.param_groups}
+    # YOLOv4CSPLrHook at iteration 3 of a warm-up of max(3 epochs x 4 iterations, 1000) = 1000 (lf(epoch 0) = 1):
+    # biases 0.1 -> 0.01, the rest 0 -> 0.01, momentum 0.8 -> 0.937, each 3/1000 of the way.
+    assert all(group['nesterov'] for group in groups.values())
+    assert groups['no_decay']['lr'] == groups['decay']['lr'] == pytest.approx(0.01 * 3 / 1000)
+    assert groups['bias']['lr'] == pytest.approx(0.1 + (0.01 - 0.1) * 3 / 1000)
+    assert groups['decay']['momentum'] == pytest.approx(0.8 + 0.137 * 3 / 1000)
+    decay = {id(p): g['weight_decay'] for g in groups.values() for p in g['params']}
     model = runner.model
     assert decay[id(model.bbox_head.convs_pred[0].weight)] == 5e-4
     assert decay[id(model.bbox_head.convs_pred[0].bias)] == 0
