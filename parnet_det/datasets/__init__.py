@@ -8,10 +8,11 @@ from .synthetic_coco import (
                              synthetic_coco_cfg_options,
                              synthetic_coco_metainfo,
 )
-from .transforms import CheckedLoadImageFromFile, RectLetterbox
+from .transforms import CentredRandomPerspective, CheckedLoadImageFromFile, RandomHSVGain, RectLetterbox
 
 __all__ = [
     'CLASSES', 'DEFAULT_NUM_CLASSES', 'SHAPES', 'generate_synthetic_coco', 'synthetic_coco_cfg_options',
     'synthetic_coco_metainfo',
-    'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'RectLetterbox', 'check_dataset_config'
+    'CentredRandomPerspective', 'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'RandomHSVGain',
+    'RectLetterbox', 'check_dataset_config'
 ]

@@ -64,7 +64,7 @@ def test_yolov4_csp_head_learns(learning_data, tmp_path):
 
 
 def test_the_recipe_runs(tiny_coco, tmp_path):
-    # The config's own training set-up (mosaic + affine pipeline, SGD groups, warm-up, EMA) for 4 steps at 128 px,
+    # The config's own training set-up (the recipe's augmentation, SGD groups, warm-up, EMA) for 4 steps at 128 px,
     # in fp32 on a CPU (AMP where tools/train.py finds CUDA).
     cfg = use_amp_where_available(load_config(CONFIG))
     cfg.model = narrow_model(num_classes=len(tiny_coco['classes']))
@@ -72,7 +72,7 @@ def test_the_recipe_runs(tiny_coco, tmp_path):
     dataset.dataset.update(data_root=tiny_coco['data_root'], ann_file='annotations/instances_train.json',
                            data_prefix=dict(img='train/'), metainfo=dict(classes=tiny_coco['classes']))
     dataset.pipeline[0].img_scale = (128, 128)  # Mosaic
-    dataset.pipeline[1].border = (-64, -64)  # RandomAffine
+    dataset.pipeline[1].border = (-64, -64)  # CentredRandomPerspective
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     cfg.train_cfg.update(max_epochs=1, val_interval=2)
     cfg.update(work_dir=str(tmp_path), val_dataloader=None, val_cfg=None, val_evaluator=None, test_dataloader=None,
