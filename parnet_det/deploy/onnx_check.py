@@ -4,7 +4,6 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from ..inference import postprocess_dense_detections
 from .onnx_export import INPUT_NAME, OUTPUT_NAMES, OnnxExportWrapper, require
 
 
@@ -96,9 +95,9 @@ def check_onnx_against_pytorch(onnx_path: str, module: OnnxExportWrapper, inputs
                                score_atol: float = 1e-3) -> OnnxCheck:
     """Run the ONNX file with onnxruntime (CPU) and ``module`` with PyTorch on one batch and compare.
 
-    Compares the dense outputs and the detections after
-    :func:`~parnet_det.inference.postprocess_dense_detections` with the head's
-    ``test_cfg`` (boxes kept in input pixels).
+    Compares the dense outputs and the detections after the head's own
+    post-processing (:meth:`OnnxExportWrapper.postprocess`, the head's ``test_cfg``;
+    boxes kept in input pixels).
 
     onnxruntime's CPU kernels round differently from PyTorch's, and the
     network amplifies that as its weights dictate. Measured at batch 1:
@@ -133,9 +132,11 @@ def check_onnx_against_pytorch(onnx_path: str, module: OnnxExportWrapper, inputs
     boxes_max_abs, boxes_rel = _errors(onnx_boxes, torch_boxes)
     scores_max_abs, scores_rel = _errors(onnx_scores, torch_scores)
 
-    metas = [dict(scale_factor=(1.0, 1.0))] * len(inputs)  # detections stay in input pixels
-    onnx_detections = postprocess_dense_detections(onnx_boxes, onnx_scores, metas, module.test_cfg)
-    torch_detections = postprocess_dense_detections(torch_boxes, torch_scores, metas, module.test_cfg)
+    height, width = inputs.shape[2:]
+    # Detections stay in input pixels.
+    metas = [dict(scale_factor=(1.0, 1.0), img_shape=(height, width), ori_shape=(height, width))] * len(inputs)
+    onnx_detections = module.postprocess(onnx_boxes, onnx_scores, metas)
+    torch_detections = module.postprocess(torch_boxes, torch_scores, metas)
     box_errors, label_differences = zip(*map(_compare_detections, onnx_detections, torch_detections))
     return OnnxCheck(
         batch_size=len(inputs), boxes_max_abs=boxes_max_abs, boxes_rel=boxes_rel, scores_max_abs=scores_max_abs,

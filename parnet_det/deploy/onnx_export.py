@@ -42,10 +42,11 @@ import os
 import os.path as osp
 import uuid
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.structures import InstanceData
 from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
 
 from ..inference import (
@@ -53,6 +54,8 @@ from ..inference import (
     DetectorEngine,
     PreprocessSettings,
     per_channel,
+    postprocess_dense_detections,
+    postprocess_multilabel_detections,
 )
 from ..models.builder import build_detector
 from ..utils.fileio import check_writable_file
@@ -97,6 +100,12 @@ class OnnxExportWrapper(nn.Module):
     def test_cfg(self):
         """The head's ``test_cfg`` (score threshold, NMS), for the NMS that runs after the graph."""
         return self.network.bbox_head.test_cfg
+
+    def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict]) -> List[InstanceData]:
+        """The head's own post-processing of the graph's outputs (see the module's docstring), per image."""
+        if self.network.decodes_boxes:
+            return postprocess_dense_detections(boxes, scores, metas, self.test_cfg)
+        return postprocess_multilabel_detections(boxes, scores, metas, self.test_cfg)
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         # The same steps, in the same order, as BatchPreprocessor after its letterbox.

@@ -450,7 +450,8 @@ def test_inference_engine_and_onnx_wrapper_run_this_head():
     # The post-processing documented for the graph's outputs gives the engine's (the head's) detections.
     with torch.no_grad():
         graph_outputs = wrapper((batch * 255).flip(1))
-    detections, = postprocess_multilabel_detections(*graph_outputs, metas, wrapper.test_cfg)
+    detections, = wrapper.postprocess(*graph_outputs, metas)  # postprocess_multilabel_detections for this head
+    assert len(detections) == len(postprocess_multilabel_detections(*graph_outputs, metas, wrapper.test_cfg)[0])
     torch.testing.assert_close(detections.bboxes, sample.pred_instances.bboxes, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(detections.scores, sample.pred_instances.scores, rtol=1e-4, atol=1e-6)
     assert detections.labels.tolist() == sample.pred_instances.labels.tolist()
