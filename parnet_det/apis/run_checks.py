@@ -38,11 +38,13 @@ def exclusive_work_dir(work_dir: str, launcher: str = 'none') -> Iterator[None]:
 
 
 def add_training_checks(cfg: Config) -> Config:
-    """Add :class:`~parnet_det.engine.DivergenceCheckHook` and, when resuming from a file,
+    """Add :class:`~parnet_det.engine.DivergenceCheckHook`, :class:`~parnet_det.engine.PreemptionHook`
+    (SIGTERM stops the run with a message) and, when resuming from a file,
     :class:`~parnet_det.engine.ResumeCheckHook` to ``cfg.custom_hooks``."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(hook.get('type') == 'DivergenceCheckHook' for hook in hooks):
-        hooks.append(dict(type='DivergenceCheckHook'))
+    for check in ('DivergenceCheckHook', 'PreemptionHook'):  # a config's own (e.g. saving on SIGTERM) is kept
+        if not any(hook.get('type') == check for hook in hooks):
+            hooks.append(dict(type=check))
     if cfg.get('resume') and cfg.get('load_from'):
         hooks.append(dict(type='ResumeCheckHook', checkpoint=cfg.load_from))
     cfg.custom_hooks = hooks

@@ -13,8 +13,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
-from ..utils.config import dataset_pipeline, pipeline_step
-from ..utils.fileio import remove_partial_files, strict_json
+from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, pipeline_step
+from ..utils.fileio import OutputIsInputError, check_new_or_empty_dir, remove_partial_files, strict_json
 from .run_checks import add_training_checks, launcher_rank
 
 
@@ -119,6 +119,28 @@ def resume_checkpoint(work_dir: str, remove_partial: bool = True) -> Optional[st
     else:
         print_log(f'--resume: resuming from {path}', logger='current')
     return path
+
+
+def check_show_dir(cfg: Config, show_dir: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse a ``tools/test.py --show-dir`` where drawing could replace a file, before anything runs.
+
+    mmdet's visualization hook writes ``<show_dir>/<image file name>`` over
+    whatever is there, in ``WORK_DIR/<timestamp>/<show_dir>`` (new each run)
+    unless ``show_dir`` is absolute. A relative one must stay inside the work
+    dir (no ``..`` out of it); an absolute one, asked for outside it, must be a
+    new or empty folder and neither the test dataset's image folder nor any of
+    ``inputs``. Raises ``OSError`` or :class:`~parnet_det.utils.fileio.OutputIsInputError`.
+    """
+    image_dirs = [dataset_image_dir(dataset) for dataset in leaf_datasets(cfg.test_dataloader.dataset)]
+    if osp.isabs(show_dir):
+        check_new_or_empty_dir(show_dir, '--show-dir', [*image_dirs, *inputs])
+        return
+    work_dir = osp.abspath(cfg.work_dir)
+    drawn_to = osp.normpath(osp.join(work_dir, 'TIMESTAMP', show_dir))
+    if osp.commonpath([drawn_to, work_dir]) != work_dir:
+        raise OutputIsInputError(f'--show-dir {show_dir} leads out of the work dir (the drawings go to '
+                                 f'{cfg.work_dir}/<timestamp>/{show_dir}); give a folder name, or an absolute path '
+                                 'to a new or empty folder to draw elsewhere')
 
 
 def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:

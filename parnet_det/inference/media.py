@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from ..utils.fileio import check_new_or_empty_dir
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 
@@ -123,13 +125,7 @@ def check_outputs(media: Sequence[Tuple[str, str]], out_dir: str) -> None:
     """Refuse, before anything is written, a run that could harm a file: an ``out_dir`` that is a file or
     is not empty (a run never writes over files: a rerun needs a new folder), and (a bug, if ever) an
     output resolving outside ``out_dir`` or onto an input."""
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise NotADirectoryError(f'--out-dir {out_dir} is a file; give a folder (new or empty)')
-    if osp.isdir(out_dir) and os.listdir(out_dir):
-        entries = sorted(os.listdir(out_dir))
-        raise FileExistsError(f'--out-dir {out_dir} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
-                              f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '
-                              'or empty folder')
+    check_new_or_empty_dir(out_dir, '--out-dir')
     root = osp.realpath(out_dir)
     inputs = {osp.realpath(path) for path, _ in media}
     for path, name in media:

@@ -1,8 +1,10 @@
 from .checkpoint_hook import CrashSafeCheckpointHook
 from .divergence_hook import DivergenceCheckHook, TrainingDivergedError
+from .preemption_hook import PreemptionHook, TrainingPreempted
 from .reparameterize_hook import ReparameterizeHook
 from .resume_check_hook import ResumeCheckHook
 
 __all__ = [
-    'CrashSafeCheckpointHook', 'DivergenceCheckHook', 'ReparameterizeHook', 'ResumeCheckHook', 'TrainingDivergedError'
+    'CrashSafeCheckpointHook', 'DivergenceCheckHook', 'PreemptionHook', 'ReparameterizeHook', 'ResumeCheckHook',
+    'TrainingDivergedError', 'TrainingPreempted'
 ]
