@@ -67,6 +67,7 @@ from parnet_det.benchmark import (
     write_report,
 )
 from parnet_det.benchmark.matrix import row_appender
+from parnet_det.benchmark.rows import measured
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
 from parnet_det.utils.cli_args import non_negative_int, path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
@@ -187,6 +188,8 @@ def main(argv=None):
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):
         print(f'wrote {path}')
+    if rows and not measured(rows):  # nothing measured: a failure, whatever was written
+        sys.exit(f'error: all {len(rows)} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
 
 
 if __name__ == '__main__':

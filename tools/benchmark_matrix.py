@@ -124,9 +124,12 @@ def main(argv=None):
         if args.part != 'report':  # the reports of a GPU run are written anywhere
             check_settings(preset.inference)
             check_train_settings(preset.training)
-        read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
         if args.archive:
             check_writable_file(args.archive, parent_may_be_missing=True, inputs=[args.work_dir])
+        rows = read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
+        if args.part == 'report' and not rows:
+            raise ValueError(f'--part report: {osp.join(args.work_dir, "rows.jsonl")} has no rows to report; measure '
+                             'them first (--part all, inference or training)')
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
     for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
         print(f'wrote {path}')

@@ -7,7 +7,7 @@ from typing import Iterator
 from mmengine.config import Config
 
 from ..models.builder import build_detector
-from ..utils.checkpoint import CheckpointMismatchError
+from ..utils.checkpoint import CheckpointMismatchError, check_weights_fit, load_checkpoint_file
 from ..utils.config import class_names_difference, config_class_names
 from ..utils.fileio import check_writable_file
 from ..utils.work_dir_lock import work_dir_lock
@@ -49,6 +49,16 @@ def add_training_checks(cfg: Config) -> Config:
         hooks.append(dict(type='ResumeCheckHook', checkpoint=cfg.load_from))
     cfg.custom_hooks = hooks
     return cfg
+
+
+def check_resume_fits(cfg: Config) -> None:
+    """Refuse a ``--resume`` checkpoint whose weights are not exactly the config's model's, before the runner is
+    built: building it writes a log folder and a config dump into the work dir, another run's where the
+    checkpoint is of another model. :class:`~parnet_det.engine.ResumeCheckHook` checks the optimizer's groups
+    once the runner has built them."""
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_weights_fit(build_detector(cfg), load_checkpoint_file(cfg.load_from, map_location='cpu'),
+                          f'--resume: {cfg.load_from}')
 
 
 def use_checked_test_model(cfg: Config, checkpoint: str) -> Config:

@@ -15,7 +15,7 @@ from mmengine.logging import print_log
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, pipeline_step
 from ..utils.fileio import OutputIsInputError, check_new_or_empty_dir, remove_partial_files, strict_json
-from .run_checks import add_training_checks, launcher_rank
+from .run_checks import add_training_checks, check_resume_fits, launcher_rank
 
 
 def default_work_dir(config_path: str) -> str:
@@ -51,7 +51,9 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     Resuming looks into (and cleans) ``cfg.work_dir``: call it while holding the
     work dir (:func:`~parnet_det.apis.exclusive_work_dir`, after :func:`set_work_dir`).
     Adds the divergence check and, when resuming, the check that the checkpoint
-    fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`).
+    fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`); the
+    resumed weights are checked here already, before the runner writes into the
+    work dir (:func:`~parnet_det.apis.run_checks.check_resume_fits`).
     """
     set_launcher(cfg, launcher)
     set_work_dir(cfg, config_path, work_dir)
@@ -74,6 +76,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     elif resume is not None:
         load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
         cfg.resume, cfg.load_from = True, resume
+    check_resume_fits(cfg)
     return add_training_checks(cfg)
 
 

@@ -115,6 +115,13 @@ def check_apart_from_inputs(output: str, inputs: Sequence[str]) -> None:
                                      'the input; give an output path outside it')
 
 
+def _nearest_existing(path: str) -> str:
+    """``path`` or its closest ancestor that exists (where a missing folder would be created)."""
+    while not osp.exists(path):
+        path = osp.dirname(path)
+    return path
+
+
 def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: Sequence[str] = ()) -> None:
     """Raise a clear error now if ``path`` cannot be written, before any work is spent on its content.
 
@@ -127,9 +134,7 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: 
     if osp.isdir(path):
         raise IsADirectoryError(f'cannot write {path}: it is a directory')
     directory = osp.dirname(osp.abspath(path))
-    existing = directory
-    while not osp.exists(existing):
-        existing = osp.dirname(existing)
+    existing = _nearest_existing(directory)
     if not osp.isdir(existing):
         raise NotADirectoryError(f'cannot write {path}: {existing} is a file, not a directory')
     if existing != directory and not parent_may_be_missing:
@@ -139,8 +144,9 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: 
 
 
 def check_new_or_empty_dir(path: str, option: str, inputs: Sequence[str] = ()) -> None:
-    """Refuse an output folder ``path`` (given as ``option``) that is a file, is not empty, or is or lies in
-    an input folder: a tool writing into it never writes over a file."""
+    """Refuse an output folder ``path`` (given as ``option``) that is a file, is not empty, is or lies in an
+    input folder, or cannot be written (checked now, not after a model has loaded): a tool writing into it
+    never writes over a file."""
     check_apart_from_inputs(path, inputs)
     if osp.exists(path) and not osp.isdir(path):
         raise NotADirectoryError(f'{option} {path} is a file; give a folder (new or empty)')
@@ -149,6 +155,11 @@ def check_new_or_empty_dir(path: str, option: str, inputs: Sequence[str] = ()) -
         raise FileExistsError(f'{option} {path} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
                               f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '
                               'or empty folder')
+    existing = _nearest_existing(osp.abspath(path))
+    if not osp.isdir(existing):
+        raise NotADirectoryError(f'{option} {path}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f'{option} {path}: no write permission in {existing}; give a writable folder')
 
 
 @register_backend(ATOMIC_LOCAL_BACKEND)

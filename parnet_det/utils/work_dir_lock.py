@@ -51,9 +51,10 @@ def _open_lock_file(path: str) -> int:
             raise
         kind = {errno.ELOOP: 'a symlink', errno.EISDIR: 'a directory'}.get(err.errno, 'a socket')
         raise LockFileError(_not_a_lock_file(path, kind)) from err
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise LockFileError(_not_a_lock_file(path, 'not a regular file'))
+        raise LockFileError(_not_a_lock_file(path, 'a pipe' if stat.S_ISFIFO(mode) else 'a device or socket'))
     os.set_blocking(fd, True)
     return fd
 

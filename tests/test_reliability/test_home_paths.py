@@ -16,7 +16,7 @@ def test_option_with_equals_and_tilde_is_the_home_folder(capsys, monkeypatch, tm
     monkeypatch.setenv('HOME', str(tmp_path))
     work_dir = tmp_path / 'matrix'
     work_dir.mkdir()
-    (work_dir / 'rows.jsonl').write_text('')
+    (work_dir / 'rows.jsonl').write_text('{"model": "measured before"}\n')
     code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir=~/matrix', '--part',
                             'report', '--archive=~/matrix/all.tar.gz')
     # Both were read as the home folder's: the archive is refused as inside the work dir it packs.

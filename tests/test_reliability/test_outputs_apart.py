@@ -59,7 +59,7 @@ def test_reparameterize_refuses_to_write_over_its_config(capsys, tmp_path, weigh
 def test_benchmark_matrix_refuses_an_archive_inside_the_work_dir_it_packs(capsys, tmp_path):
     work_dir = tmp_path / 'matrix'
     work_dir.mkdir()
-    (work_dir / 'rows.jsonl').write_text('')
+    (work_dir / 'rows.jsonl').write_text('{"model": "measured before"}\n')
     before = _snapshot(tmp_path)
     code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir', work_dir, '--part',
                             'report', '--archive', work_dir / 'rows.jsonl')

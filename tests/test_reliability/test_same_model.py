@@ -1,5 +1,6 @@
 """Resume and test only the model a checkpoint belongs to; class names compared; a copied work dir resumes
 from its own files."""
+import os
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def test_train_tool_resumes_only_the_same_model(tmp_path, tiny_coco, checkpoint_
     log = result.stdout + result.stderr
     assert 'resumed epoch' not in log and 'do not match exactly' not in log
     assert torch.load(checkpoint, weights_only=True)['meta'] == {}  # untouched
+    assert sorted(os.listdir(work_dir)) == ['epoch_2.pth', 'last_checkpoint']  # no log folder, no config dump
 
 
 def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):

@@ -120,7 +120,7 @@ def _plant_fifo(lock, target):
 
 
 @pytest.mark.parametrize('plant, kind', [(_plant_symlink, 'a symlink'), (_plant_directory, 'a directory'),
-                                         (_plant_fifo, 'not a regular file')])
+                                         (_plant_fifo, 'a pipe')])
 def test_a_lock_that_is_not_a_regular_file_is_refused_and_nothing_is_written_through_it(tmp_path, plant, kind):
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
