@@ -76,7 +76,8 @@ from parnet_det.utils.warnings_filter import filter_known_warnings
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', type=path_arg, help='detector config')
-    parser.add_argument('checkpoint', type=path_arg, nargs='?', help='weights of CONFIG, loaded before folding (optional)')
+    parser.add_argument('checkpoint', type=path_arg, nargs='?',
+                        help='weights of CONFIG, loaded before folding (optional)')
     parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG', type=path_arg,
                         help='a config to compare with (repeatable; ratios are against the first)')
     parser.add_argument('--baseline-checkpoint', action='append', default=[], metavar='CONFIG=CKPT',

@@ -37,7 +37,8 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--preset', choices=list(PRESETS), required=True, help='what to measure')
-    parser.add_argument('--work-dir', type=path_arg, required=True, help='keeps rows.jsonl (resumed from) and the reports')
+    parser.add_argument('--work-dir', type=path_arg, required=True,
+                        help='keeps rows.jsonl (resumed from) and the reports')
     parser.add_argument('--models', nargs='+', metavar='NAME',
                         help='config names under configs/ (default: the preset\'s; the baseline of each one\'s '
                         'recipe is added)')
@@ -57,7 +58,8 @@ def parse_args(argv=None):
     parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',
                         help='measure only the inference or only the training rows, or nothing (report: only '
                         'write the reports of the rows measured so far); the reports always cover all rows')
-    parser.add_argument('--archive', type=path_arg, help='also pack the work dir into this .tar.gz (one file to copy back)')
+    parser.add_argument('--archive', type=path_arg,
+                        help='also pack the work dir into this .tar.gz (one file to copy back)')
     return parser.parse_args(argv)
 
 

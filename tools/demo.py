@@ -94,7 +94,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='the same steps, smaller (a few minutes; CI)')
     parser.add_argument('--work-dir', type=path_arg, help='default: work_dirs/demo (work_dirs/demo_quick with --quick)')
-    parser.add_argument('--data-root', type=path_arg, help='default: data/synthetic_coco (data/synthetic_coco_quick with --quick)')
+    parser.add_argument('--data-root', type=path_arg,
+                        help='default: data/synthetic_coco (data/synthetic_coco_quick with --quick)')
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     suffix = '_quick' if args.quick else ''

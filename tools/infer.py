@@ -39,7 +39,8 @@ from parnet_det.utils.warnings_filter import filter_known_warnings
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', type=path_arg, help='detector config')
-    parser.add_argument('checkpoint', type=path_arg, help='its weights (training or tools/reparameterize.py checkpoint)')
+    parser.add_argument('checkpoint', type=path_arg,
+                        help='its weights (training or tools/reparameterize.py checkpoint)')
     parser.add_argument('inputs', type=path_arg, nargs='+', metavar='INPUT', help='image files, folders, video files')
     parser.add_argument('--out-dir', type=path_arg, default='work_dirs/infer',
                         help='a new or empty folder for the drawn files and the detections')
@@ -54,7 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--fast-path', nargs='+', default=[], choices=list(FAST_PATH_NAMES),
                         help='engine fast paths (single-stage detectors; cuda_graph needs CUDA)')
     parser.add_argument('--no-draw', action='store_true', help='write the detections only')
-    parser.add_argument('--ann-file', type=path_arg, help="a COCO annotation file holding the inputs: its image and category ids")
+    parser.add_argument('--ann-file', type=path_arg,
+                        help="a COCO annotation file holding the inputs: its image and category ids")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args(argv)
 

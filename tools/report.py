@@ -43,7 +43,8 @@ from parnet_det.utils.warnings_filter import filter_known_warnings
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--ap', type=path_arg, nargs='+', default=[], help='ap_results.jsonl files written by tools/test.py')
+    parser.add_argument('--ap', type=path_arg, nargs='+', default=[],
+                        help='ap_results.jsonl files written by tools/test.py')
     parser.add_argument('--benchmark', type=path_arg, nargs='+', required=True,
                         help='results.json (or rows.jsonl) files of tools/benchmark.py / tools/benchmark_matrix.py')
     parser.add_argument('--out', type=path_arg, required=True, help='output folder')

@@ -33,7 +33,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', type=path_arg, help='test config file path')
     parser.add_argument('checkpoint', type=path_arg, help='checkpoint file')
-    parser.add_argument('--work-dir', type=path_arg, help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--work-dir', type=path_arg,
+                        help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=path_arg, help='dump predictions to a pickle file (.pkl) for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', type=path_arg,

@@ -108,7 +108,7 @@ def _pad_with_a_duplicate_image_id_at_the_end(root, split):
         content = json.load(f)
     duplicate = dict(content['images'][1], id=content['images'][0]['id'])
     ordered = dict(info=dict(padding=' ' * _PADDED_SIZE), categories=content['categories'],
-                   annotations=content['annotations'], images=content['images'][1:] + [duplicate])
+                   annotations=content['annotations'], images=content['images'] + [duplicate])
     with open(path, 'w') as f:
         json.dump(ordered, f)
     return path, duplicate['id']

@@ -6,7 +6,8 @@ from .helpers import run_tool
 
 def test_a_report_of_no_rows_is_refused_before_anything_is_written(capsys, tmp_path):
     work_dir = tmp_path / 'matrix'
-    code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir', work_dir, '--part', 'report')
+    code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir', work_dir,
+                            '--part', 'report')
     assert code == 2
     assert err.splitlines()[-1] == (f'error: --part report: {work_dir / "rows.jsonl"} has no rows to report; measure '
                                     'them first (--part all, inference or training)')
@@ -21,7 +22,8 @@ def test_a_rows_file_that_is_not_one_is_named(capsys, tmp_path, content, says):
     work_dir = tmp_path / 'matrix'
     work_dir.mkdir()
     (work_dir / 'rows.jsonl').write_bytes(content)
-    code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir', work_dir, '--part', 'report')
+    code, _, err = run_tool(capsys, 'benchmark_matrix.py', '--preset', 'cpu', '--work-dir', work_dir,
+                            '--part', 'report')
     assert code == 2 and err.splitlines()[-1].startswith(f'error: {work_dir / "rows.jsonl"}')
     assert says in err and (work_dir / 'rows.jsonl').read_bytes() == content
 

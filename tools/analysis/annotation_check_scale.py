@@ -28,7 +28,6 @@ from parnet_det.datasets.identity import identity_problems
 from parnet_det.utils.cli_args import path_arg, positive_int
 
 
-
 def peak_memory_gib() -> float:
     """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
