@@ -109,8 +109,9 @@ def check_apart_from_inputs(output: str, inputs: Sequence[str]) -> None:
         if real_output == real_input or (osp.exists(output) and osp.exists(path) and osp.samefile(output, path)):
             raise OutputIsInputError(f'{output} is the input {path}: writing it would replace the input; give '
                                      'another output path')
-        # Only a folder has paths under it (one that is still to be made, too: a work dir packed at the end).
-        if osp.commonpath([real_output, real_input]) == real_input:
+        # A folder, or one still to be made (a work dir packed at the end); a path under a file is the
+        # writability check's ("is a file, not a directory").
+        if not osp.isfile(real_input) and osp.commonpath([real_output, real_input]) == real_input:
             raise OutputIsInputError(f'{output} is inside the input folder {path}: writing it there would change '
                                      'the input; give an output path outside it')
 
