@@ -139,6 +139,7 @@ def check_show_dir(cfg: Config, show_dir: str, inputs: Sequence[str] = ()) -> No
         check_new_or_empty_dir(show_dir, '--show-dir', [*image_dirs, *inputs])
         return
     work_dir = osp.abspath(cfg.work_dir)
+    # mmdet puts the run's timestamp folder in between: one level a '..' may climb and stay inside.
     drawn_to = osp.normpath(osp.join(work_dir, 'TIMESTAMP', show_dir))
     if osp.commonpath([drawn_to, work_dir]) != work_dir:
         raise OutputIsInputError(f'--show-dir {show_dir} leads out of the work dir (the drawings go to '

@@ -1,4 +1,5 @@
-"""Crash-safe file writes: a file appears under its name complete, or not at all."""
+"""Crash-safe file writes (a file appears under its name complete, or not at all), and the checks, before any
+work, that an output can be written and replaces no input."""
 import contextlib
 import json
 import os

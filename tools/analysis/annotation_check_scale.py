@@ -4,7 +4,7 @@
         [--images 118287] [--annotations 860001]
 
 Writes a COCO json the size of instances_train2017.json (by default COCO's image and annotation counts,
-80 categories, each annotation with a polygon of 40 points: about 450 MB) and one empty file per image
+80 categories, each annotation with a polygon of 24 points: about 450 MB, as COCO's 448 MB) and one empty file per image
 (the file check stats each one). Then, in one fresh process: mmdet's parse of it (``COCO(path)``, what
 ``CocoDataset`` runs) and the identity checks that ``CheckedCocoDataset`` runs right after it on what it
 read (:func:`parnet_det.datasets.identity.identity_problems`: unique ids, image files, class order). Prints
@@ -26,6 +26,9 @@ from mmdet.datasets.api_wrappers import COCO
 
 from parnet_det.datasets.identity import identity_problems
 from parnet_det.utils.cli_args import path_arg, positive_int
+
+# Points per annotation polygon: with COCO's counts this makes the file about COCO train's size.
+_POLYGON_POINTS = 24
 
 
 def peak_memory_gib() -> float:
@@ -49,7 +52,7 @@ def measure(path: str, image_dir: str) -> None:
 
 def write_annotation_file(path: str, num_images: int, num_annotations: int, image_dir: str) -> None:
     """A COCO json of ``num_images`` images (an empty file each in ``image_dir``) and ``num_annotations``
-    boxes with 40-point polygons, written as a stream (the file never is in memory whole)."""
+    boxes with 24-point polygons, written as a stream (the file never is in memory whole)."""
     rng = random.Random(0)
     os.makedirs(image_dir, exist_ok=True)
     categories = [dict(id=index + 1, name=name, supercategory='thing')
@@ -64,7 +67,7 @@ def write_annotation_file(path: str, num_images: int, num_annotations: int, imag
         f.write('], "annotations": [')
         for ann_id in range(1, num_annotations + 1):
             x, y = rng.uniform(0, 500), rng.uniform(0, 380)
-            polygon = [round(rng.uniform(0, 100) + (x if i % 2 == 0 else y), 2) for i in range(80)]
+            polygon = [round(rng.uniform(0, 100) + (x if i % 2 == 0 else y), 2) for i in range(2 * _POLYGON_POINTS)]
             ann = dict(id=ann_id, image_id=rng.randint(1, num_images), category_id=rng.randint(1, 80),
                        bbox=[round(x, 2), round(y, 2), 100.0, 100.0], area=10000.0, iscrowd=0,
                        segmentation=[polygon])
