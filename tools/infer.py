@@ -4,8 +4,9 @@
         [--precision fp32|fp16|bf16] [--score-thr 0.3] [--batch-size 1] [--no-draw] [--ann-file FILE]
         [--fast-path streams channels_last compile cuda_graph] [--cfg-options key=value ...]
 
-INPUT: image files, folders (searched recursively for images and videos) and video files (.mp4,
-.avi, .mov, ...). --out-dir must be new or empty: the tool never writes over a file, and never
+INPUT: image files, folders (searched recursively for images and videos, symlinked subfolders
+included, regular files only) and video files (.mp4, .avi, .mov, ...). --out-dir must be new or
+empty, and writable: the tool never writes over a file, and never
 outside it (a rerun needs a new folder; an --out-dir inside an input folder is not searched).
 Into it go the images with boxes, class names and scores drawn (a folder's files under the folder's
 name; a name already taken gets a suffix: val/, val-2/), each video drawn as <name>.mp4, and the
