@@ -67,16 +67,18 @@ from parnet_det.benchmark import (
     write_report,
 )
 from parnet_det.benchmark.matrix import row_appender
+from parnet_det.benchmark.rows import measured
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
-from parnet_det.utils.cli_args import non_negative_int, positive_float, positive_int, user_errors
+from parnet_det.utils.cli_args import non_negative_int, path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='detector config')
-    parser.add_argument('checkpoint', nargs='?', help='weights of CONFIG, loaded before folding (optional)')
-    parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG',
+    parser.add_argument('config', type=path_arg, help='detector config')
+    parser.add_argument('checkpoint', type=path_arg, nargs='?',
+                        help='weights of CONFIG, loaded before folding (optional)')
+    parser.add_argument('--baseline', action='append', default=[], metavar='CONFIG', type=path_arg,
                         help='a config to compare with (repeatable; ratios are against the first)')
     parser.add_argument('--baseline-checkpoint', action='append', default=[], metavar='CONFIG=CKPT',
                         type=config_checkpoint, help='weights of a --baseline (repeatable; CONFIG as given there)')
@@ -119,19 +121,19 @@ def parse_args(argv=None):
                         'exactly --iters iterations)')
     parser.add_argument('--threads', type=positive_int,
                         help="torch's CPU threads (default: torch's choice; recorded in the results)")
-    parser.add_argument('--work-dir', help='output folder (default work_dirs/benchmark/<timestamp>)')
+    parser.add_argument('--work-dir', type=path_arg, help='output folder (default work_dirs/benchmark/<timestamp>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, key=value')
     return parser.parse_args(argv)
 
 
 def config_checkpoint(value: str) -> tuple:
-    """CONFIG=CKPT -> (CONFIG, CKPT)."""
+    """CONFIG=CKPT -> (CONFIG, CKPT), ``~`` expanded in both."""
     config, separator, checkpoint = value.partition('=')
     if not separator or not config or not checkpoint:
         raise argparse.ArgumentTypeError(f'{value}: give CONFIG=CHECKPOINT, e.g. '
                                          'configs/yolov4_csp_coco.py=yolov4_csp.pth')
-    return config, checkpoint
+    return path_arg(config), path_arg(checkpoint)
 
 
 def settings_from_args(args):
@@ -187,6 +189,8 @@ def main(argv=None):
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):
         print(f'wrote {path}')
+    if rows and not measured(rows):  # nothing measured: a failure, whatever was written
+        sys.exit(f'error: all {len(rows)} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
 
 
 if __name__ == '__main__':

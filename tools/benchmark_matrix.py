@@ -27,7 +27,8 @@ import tarfile
 
 from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
 from parnet_det.benchmark.settings import pair_recipe
-from parnet_det.utils.cli_args import positive_float, positive_int, user_errors
+from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
+from parnet_det.utils.fileio import check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -36,7 +37,8 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--preset', choices=list(PRESETS), required=True, help='what to measure')
-    parser.add_argument('--work-dir', required=True, help='keeps rows.jsonl (resumed from) and the reports')
+    parser.add_argument('--work-dir', type=path_arg, required=True,
+                        help='keeps rows.jsonl (resumed from) and the reports')
     parser.add_argument('--models', nargs='+', metavar='NAME',
                         help='config names under configs/ (default: the preset\'s; the baseline of each one\'s '
                         'recipe is added)')
@@ -56,7 +58,8 @@ def parse_args(argv=None):
     parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',
                         help='measure only the inference or only the training rows, or nothing (report: only '
                         'write the reports of the rows measured so far); the reports always cover all rows')
-    parser.add_argument('--archive', help='also pack the work dir into this .tar.gz (one file to copy back)')
+    parser.add_argument('--archive', type=path_arg,
+                        help='also pack the work dir into this .tar.gz (one file to copy back)')
     return parser.parse_args(argv)
 
 
@@ -118,12 +121,17 @@ def write_archive(work_dir: str, archive: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors(FileNotFoundError, ValueError):
+    with user_errors(FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError, ValueError):
         preset = preset_from_args(args)
         if args.part != 'report':  # the reports of a GPU run are written anywhere
             check_settings(preset.inference)
             check_train_settings(preset.training)
-        read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
+        if args.archive:
+            check_writable_file(args.archive, parent_may_be_missing=True, inputs=[args.work_dir])
+        rows = read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
+        if args.part == 'report' and not rows:
+            raise ValueError(f'--part report: {osp.join(args.work_dir, "rows.jsonl")} has no rows to report; measure '
+                             'them first (--part all, inference or training)')
     command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
     for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
         print(f'wrote {path}')

@@ -14,17 +14,17 @@ import torch
 from mmengine.config import DictAction
 
 from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_darknet
-from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.config import config_class_names, load_config
-from parnet_det.utils.fileio import atomic_write, check_writable_file
+from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='YOLOv4-CSP config, e.g. configs/yolov4_csp_coco.py')
-    parser.add_argument('src', help='darknet weights file (e.g. yolov4-csp.weights)')
-    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument('config', type=path_arg, help='YOLOv4-CSP config, e.g. configs/yolov4_csp_coco.py')
+    parser.add_argument('src', type=path_arg, help='darknet weights file (e.g. yolov4-csp.weights)')
+    parser.add_argument('dst', type=path_arg, help='output checkpoint (.pth)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as for tools/test.py')
     return parser.parse_args()
@@ -32,9 +32,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    with user_errors(DarknetWeightsError, OSError):
+    with user_errors(DarknetWeightsError, OSError, OutputIsInputError):
         cfg = load_config(args.config, args.cfg_options)
-        check_writable_file(args.dst)
+        check_writable_file(args.dst, inputs=[args.config, args.src])
         classes = config_class_names(cfg)
         if classes is None:
             raise DarknetWeightsError(f'{args.config} has no test dataset to take the class names from')

@@ -12,15 +12,15 @@ import torch
 
 from parnet_det.convert import ConversionError, convert_official, load_official_state_dict
 from parnet_det.utils.checkpoint import CheckpointError
-from parnet_det.utils.cli_args import user_errors
-from parnet_det.utils.fileio import atomic_write, check_writable_file
+from parnet_det.utils.cli_args import path_arg, user_errors
+from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='official checkpoint (.pth.tar with state_dict / state_dict_ema)')
-    parser.add_argument('dst', help='output file (.pth)')
+    parser.add_argument('src', type=path_arg, help='official checkpoint (.pth.tar with state_dict / state_dict_ema)')
+    parser.add_argument('dst', type=path_arg, help='output file (.pth)')
     parser.add_argument('--weights', choices=['ema', 'state_dict'], default='ema',
                         help='which weights of the checkpoint: the EMA (default, what the paper reports) '
                              'or the raw training weights')
@@ -32,8 +32,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    with user_errors(CheckpointError, ConversionError, OSError):
-        check_writable_file(args.dst)
+    with user_errors(CheckpointError, ConversionError, OSError, OutputIsInputError):
+        check_writable_file(args.dst, inputs=[args.src])
         state_dict, report = convert_official(load_official_state_dict(args.src, args.weights), args.form)
     meta = dict(parnet_arch=report['arch'], parnet_preset=report['preset'], form=args.form,
                 source=osp.basename(args.src), weights=args.weights)

@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional, Tuple
 
 from parnet_det.analysis.summary import backbone_summary_rows, format_summary_table
 from parnet_det.datasets import synthetic_coco_cfg_options
+from parnet_det.utils.cli_args import path_arg
 from parnet_det.utils.fileio import atomic_write
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -92,8 +93,9 @@ def missing_sections(report: str):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='the same steps, smaller (a few minutes; CI)')
-    parser.add_argument('--work-dir', help='default: work_dirs/demo (work_dirs/demo_quick with --quick)')
-    parser.add_argument('--data-root', help='default: data/synthetic_coco (data/synthetic_coco_quick with --quick)')
+    parser.add_argument('--work-dir', type=path_arg, help='default: work_dirs/demo (work_dirs/demo_quick with --quick)')
+    parser.add_argument('--data-root', type=path_arg,
+                        help='default: data/synthetic_coco (data/synthetic_coco_quick with --quick)')
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     suffix = '_quick' if args.quick else ''

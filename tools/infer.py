@@ -4,8 +4,9 @@
         [--precision fp32|fp16|bf16] [--score-thr 0.3] [--batch-size 1] [--no-draw] [--ann-file FILE]
         [--fast-path streams channels_last compile cuda_graph] [--cfg-options key=value ...]
 
-INPUT: image files, folders (searched recursively for images and videos) and video files (.mp4,
-.avi, .mov, ...). --out-dir must be new or empty: the tool never writes over a file, and never
+INPUT: image files, folders (searched recursively for images and videos, symlinked subfolders
+included, regular files only) and video files (.mp4, .avi, .mov, ...). --out-dir must be new or
+empty, and writable: the tool never writes over a file, and never
 outside it (a rerun needs a new folder; an --out-dir inside an input folder is not searched).
 Into it go the images with boxes, class names and scores drawn (a folder's files under the folder's
 name; a name already taken gets a suffix: val/, val-2/), each video drawn as <name>.mp4, and the
@@ -32,16 +33,17 @@ from parnet_det.apis.inferencer import plan_outputs
 from parnet_det.apis.results import CocoIds, config_split_ann_file
 from parnet_det.inference import FAST_PATH_NAMES, PRECISION_DTYPES
 from parnet_det.utils.checkpoint import CheckpointError
-from parnet_det.utils.cli_args import positive_int, unit_interval, user_errors
+from parnet_det.utils.cli_args import path_arg, positive_int, unit_interval, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='detector config')
-    parser.add_argument('checkpoint', help='its weights (training or tools/reparameterize.py checkpoint)')
-    parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders, video files')
-    parser.add_argument('--out-dir', default='work_dirs/infer',
+    parser.add_argument('config', type=path_arg, help='detector config')
+    parser.add_argument('checkpoint', type=path_arg,
+                        help='its weights (training or tools/reparameterize.py checkpoint)')
+    parser.add_argument('inputs', type=path_arg, nargs='+', metavar='INPUT', help='image files, folders, video files')
+    parser.add_argument('--out-dir', type=path_arg, default='work_dirs/infer',
                         help='a new or empty folder for the drawn files and the detections')
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu',
                         help='cuda:N or cpu (default: cuda:0 where there is a GPU)')
@@ -54,7 +56,8 @@ def parse_args(argv=None):
     parser.add_argument('--fast-path', nargs='+', default=[], choices=list(FAST_PATH_NAMES),
                         help='engine fast paths (single-stage detectors; cuda_graph needs CUDA)')
     parser.add_argument('--no-draw', action='store_true', help='write the detections only')
-    parser.add_argument('--ann-file', help="a COCO annotation file holding the inputs: its image and category ids")
+    parser.add_argument('--ann-file', type=path_arg,
+                        help="a COCO annotation file holding the inputs: its image and category ids")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args(argv)
 

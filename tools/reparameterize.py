@@ -11,15 +11,15 @@ from mmengine.config import DictAction
 from parnet_det.apis import load_config
 from parnet_det.deploy import reparameterize_checkpoint
 from parnet_det.utils.checkpoint import CheckpointError
-from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('checkpoint', help='trained checkpoint (training form)')
-    parser.add_argument('out', help='deploy checkpoint to write')
+    parser.add_argument('config', type=path_arg, help='model config file')
+    parser.add_argument('checkpoint', type=path_arg, help='trained checkpoint (training form)')
+    parser.add_argument('out', type=path_arg, help='deploy checkpoint to write')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in mmdet tools (key=value)')
     return parser.parse_args()

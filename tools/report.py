@@ -37,16 +37,17 @@ from parnet_det.benchmark.regimes import RATIO_LEGEND
 from parnet_det.benchmark.report import write_files
 from parnet_det.benchmark.rows import measured
 from parnet_det.benchmark.settings import baselines_of, pair_recipe
-from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--ap', nargs='+', default=[], help='ap_results.jsonl files written by tools/test.py')
-    parser.add_argument('--benchmark', nargs='+', required=True,
+    parser.add_argument('--ap', type=path_arg, nargs='+', default=[],
+                        help='ap_results.jsonl files written by tools/test.py')
+    parser.add_argument('--benchmark', type=path_arg, nargs='+', required=True,
                         help='results.json (or rows.jsonl) files of tools/benchmark.py / tools/benchmark_matrix.py')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--out', type=path_arg, required=True, help='output folder')
     parser.add_argument('--baseline',
                         help='the model every ratio is against (default: per recipe, each model against the '
                         'baseline of its neck, head and recipe: ' + '; '.join(f'{r.name}: {r.baseline}'

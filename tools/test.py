@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import (
+    check_show_dir,
     default_work_dir,
     load_config,
     record_ap_results,
@@ -23,19 +24,22 @@ from parnet_det.apis import (
 )
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
-from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
 from parnet_det.utils.fileio import check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
-    parser.add_argument('--out', help='dump predictions to a pickle file (.pkl) for offline evaluation')
+    parser.add_argument('config', type=path_arg, help='test config file path')
+    parser.add_argument('checkpoint', type=path_arg, help='checkpoint file')
+    parser.add_argument('--work-dir', type=path_arg,
+                        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', type=path_arg, help='dump predictions to a pickle file (.pkl) for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory (inside work_dir/timestamp) to save painted images')
+    parser.add_argument('--show-dir', type=path_arg,
+                        help='folder for the painted images: a name (made in WORK_DIR/<timestamp>/), or an absolute '
+                        'path to a new or empty folder')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip), as in mmdet')
     parser.add_argument('--deploy', action='store_true',
@@ -62,6 +66,7 @@ def apply_visualization(cfg, args):
         hook.show = True
         hook.wait_time = args.wait_time
     if args.show_dir:
+        check_show_dir(cfg, args.show_dir, [args.config, args.checkpoint])
         hook.test_out_dir = args.show_dir
 
 
@@ -81,8 +86,8 @@ def apply_deploy(cfg):
 
 def main():
     args = parse_args()
-    with user_errors(CheckpointError, DatasetConfigError, FileNotFoundError, IsADirectoryError, KeyError,
-                     NotADirectoryError, PermissionError, ValueError):
+    with user_errors(CheckpointError, DatasetConfigError, FileExistsError, FileNotFoundError, IsADirectoryError,
+                     KeyError, NotADirectoryError, PermissionError, ValueError):
         cfg = load_config(args.config, args.cfg_options)
         set_launcher(cfg, args.launcher)
         cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
@@ -96,7 +101,7 @@ def main():
         if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         if args.out is not None:
-            check_writable_file(args.out, parent_may_be_missing=True)
+            check_writable_file(args.out, parent_may_be_missing=True, inputs=[args.config, args.checkpoint])
         check_dataset_config(cfg, splits=('test',))
         # The runner's load_from is non-strict: a checkpoint of another model (or a deploy checkpoint
         # in the training form) would be evaluated with random weights. Prove that it fits, with its
@@ -108,7 +113,8 @@ def main():
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    with user_errors(DatasetConfigError):  # the dataset's identity checks on a file too big for the pre-flight
+        metrics = runner.test()
     if runner.rank == 0:
         record = record_ap_results(osp.join(cfg.work_dir, 'ap_results.jsonl'), args.config, args.checkpoint,
                                    cfg, metrics, deploy=args.deploy, tta=args.tta)

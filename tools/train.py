@@ -7,6 +7,7 @@
 import argparse
 import contextlib
 import os
+import signal
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
@@ -15,21 +16,21 @@ from mmengine.runner import Runner
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import exclusive_work_dir, load_config, set_work_dir, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
-from parnet_det.engine import TrainingDivergedError
+from parnet_det.engine import TrainingDivergedError, TrainingPreempted
 from parnet_det.utils.checkpoint import CheckpointError, CheckpointMismatchError
-from parnet_det.utils.cli_args import user_errors
+from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.work_dir_lock import WorkDirInUseError, WorkDirNotWritableError
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('config', type=path_arg, help='train config file path')
+    parser.add_argument('--work-dir', type=path_arg, help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+    parser.add_argument('--resume', nargs='?', type=path_arg, const='auto',
                         help='resume from CHECKPOINT, or without a value from the latest checkpoint in work_dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (e.g. train_dataloader.batch_size=4)')
@@ -54,8 +55,10 @@ def main():
             run.enter_context(exclusive_work_dir(cfg.work_dir, args.launcher))
             setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
                                auto_scale_lr=args.auto_scale_lr, resume=args.resume, launcher=args.launcher)
-        # Raised by the run's own checks (parnet_det.engine's hooks); anything else keeps its traceback.
-        with user_errors(CheckpointMismatchError, TrainingDivergedError):
+        # Raised by the run's own checks (parnet_det.engine's hooks, the dataset's identity checks on a file too
+        # big for the pre-flight); anything else keeps its traceback. SIGTERM: the shell's exit status of it.
+        with user_errors(TrainingPreempted, exit_code=128 + signal.SIGTERM), \
+                user_errors(CheckpointMismatchError, DatasetConfigError, TrainingDivergedError):
             runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
             runner.train()
 

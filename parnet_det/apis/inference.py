@@ -50,5 +50,6 @@ def warn_if_classes_differ(model) -> None:
     difference = class_names_difference((getattr(model, 'dataset_meta', None) or {}).get('classes'),
                                         config_class_names(model.cfg))
     if difference:
-        print_log(f"WARNING: {difference}; the detections' labels are the checkpoint's classes", logger='current',
+        # The logger prefixes the level: the message itself says no "WARNING".
+        print_log(f"{difference}; the detections' labels are the checkpoint's classes", logger='current',
                   level=logging.WARNING)

@@ -11,6 +11,7 @@ No input is ever written to: outputs go only into an empty ``out_dir``, under un
 """
 import contextlib
 import copy
+import logging
 import os
 import os.path as osp
 import sys
@@ -20,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
@@ -279,3 +281,7 @@ class MediaInferencer:
                         os.remove(tmp_file)
         if count == 0:
             raise ValueError(f'{path}: a video without a readable frame')
+        if count < frames.declared_frames:
+            print_log(f'{path}: read {count} of the {frames.declared_frames} frames its header declares (cut short or '
+                      f'damaged); the detections{" and the drawn video" if out_file else ""} cover those {count}',
+                      logger='current', level=logging.WARNING)

@@ -58,8 +58,13 @@ class CocoIds:
     def __init__(self, ann_file: str) -> None:
         if not osp.isfile(ann_file):
             raise FileNotFoundError(f'annotation file {ann_file} does not exist')
-        with open(ann_file) as file:
-            coco = json.load(file)
+        try:
+            with open(ann_file) as file:
+                coco = json.load(file)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f'annotation file {ann_file} is not JSON ({err}); give a COCO annotation file') from None
+        if not isinstance(coco, dict):
+            raise ValueError(f'annotation file {ann_file} is not a COCO json (not a JSON object)')
         self.ann_file = ann_file
         self.images = {osp.normpath(image['file_name']): image['id'] for image in coco.get('images', [])}
         self.categories = {category['name']: category['id'] for category in coco.get('categories', [])}

@@ -7,7 +7,7 @@ from typing import Iterator
 from mmengine.config import Config
 
 from ..models.builder import build_detector
-from ..utils.checkpoint import CheckpointMismatchError
+from ..utils.checkpoint import CheckpointMismatchError, check_weights_fit, load_checkpoint_file
 from ..utils.config import class_names_difference, config_class_names
 from ..utils.fileio import check_writable_file
 from ..utils.work_dir_lock import work_dir_lock
@@ -38,15 +38,27 @@ def exclusive_work_dir(work_dir: str, launcher: str = 'none') -> Iterator[None]:
 
 
 def add_training_checks(cfg: Config) -> Config:
-    """Add :class:`~parnet_det.engine.DivergenceCheckHook` and, when resuming from a file,
+    """Add :class:`~parnet_det.engine.DivergenceCheckHook`, :class:`~parnet_det.engine.PreemptionHook`
+    (SIGTERM stops the run with a message) and, when resuming from a file,
     :class:`~parnet_det.engine.ResumeCheckHook` to ``cfg.custom_hooks``."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(hook.get('type') == 'DivergenceCheckHook' for hook in hooks):
-        hooks.append(dict(type='DivergenceCheckHook'))
+    for check in ('DivergenceCheckHook', 'PreemptionHook'):  # a config's own (e.g. saving on SIGTERM) is kept
+        if not any(hook.get('type') == check for hook in hooks):
+            hooks.append(dict(type=check))
     if cfg.get('resume') and cfg.get('load_from'):
         hooks.append(dict(type='ResumeCheckHook', checkpoint=cfg.load_from))
     cfg.custom_hooks = hooks
     return cfg
+
+
+def check_resume_fits(cfg: Config) -> None:
+    """Refuse a ``--resume`` checkpoint whose weights are not exactly the config's model's, before the runner is
+    built: building it writes a log folder and a config dump into the work dir, another run's where the
+    checkpoint is of another model. :class:`~parnet_det.engine.ResumeCheckHook` checks the optimizer's groups
+    once the runner has built them."""
+    if cfg.get('resume') and cfg.get('load_from'):
+        check_weights_fit(build_detector(cfg), load_checkpoint_file(cfg.load_from, map_location='cpu'),
+                          f'--resume: {cfg.load_from}')
 
 
 def use_checked_test_model(cfg: Config, checkpoint: str) -> Config:

@@ -14,9 +14,9 @@ from mmengine.device import is_cuda_available, is_mlu_available, is_musa_availab
 from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
-from ..utils.config import dataset_pipeline, pipeline_step
-from ..utils.fileio import remove_partial_files, strict_json
-from .run_checks import add_training_checks, launcher_rank
+from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, pipeline_step
+from ..utils.fileio import OutputIsInputError, check_new_or_empty_dir, remove_partial_files, strict_json
+from .run_checks import add_training_checks, check_resume_fits, launcher_rank
 
 
 def default_work_dir(config_path: str) -> str:
@@ -57,7 +57,9 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     Resuming looks into (and cleans) ``cfg.work_dir``: call it while holding the
     work dir (:func:`~parnet_det.apis.exclusive_work_dir`, after :func:`set_work_dir`).
     Adds the divergence check and, when resuming, the check that the checkpoint
-    fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`).
+    fits the model (:func:`~parnet_det.apis.run_checks.add_training_checks`); the
+    resumed weights are checked here already, before the runner writes into the
+    work dir (:func:`~parnet_det.apis.run_checks.check_resume_fits`).
     AMP (``--amp`` or the config's ``AmpOptimWrapper``) falls back to fp32 where
     there is no accelerator (:func:`use_amp_where_available`).
     """
@@ -83,6 +85,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     elif resume is not None:
         load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
         cfg.resume, cfg.load_from = True, resume
+    check_resume_fits(cfg)
     return add_training_checks(cfg)
 
 
@@ -156,6 +159,29 @@ def resume_checkpoint(work_dir: str, remove_partial: bool = True) -> Optional[st
     else:
         print_log(f'--resume: resuming from {path}', logger='current')
     return path
+
+
+def check_show_dir(cfg: Config, show_dir: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse a ``tools/test.py --show-dir`` where drawing could replace a file, before anything runs.
+
+    mmdet's visualization hook writes ``<show_dir>/<image file name>`` over
+    whatever is there, in ``WORK_DIR/<timestamp>/<show_dir>`` (new each run)
+    unless ``show_dir`` is absolute. A relative one must stay inside the work
+    dir (no ``..`` out of it); an absolute one, asked for outside it, must be a
+    new or empty folder and neither the test dataset's image folder nor any of
+    ``inputs``. Raises ``OSError`` or :class:`~parnet_det.utils.fileio.OutputIsInputError`.
+    """
+    image_dirs = [dataset_image_dir(dataset) for dataset in leaf_datasets(cfg.test_dataloader.dataset)]
+    if osp.isabs(show_dir):
+        check_new_or_empty_dir(show_dir, '--show-dir', [*image_dirs, *inputs])
+        return
+    work_dir = osp.abspath(cfg.work_dir)
+    # mmdet puts the run's timestamp folder in between: one level a '..' may climb and stay inside.
+    drawn_to = osp.normpath(osp.join(work_dir, 'TIMESTAMP', show_dir))
+    if osp.commonpath([drawn_to, work_dir]) != work_dir:
+        raise OutputIsInputError(f'--show-dir {show_dir} leads out of the work dir (the drawings go to '
+                                 f'{cfg.work_dir}/<timestamp>/{show_dir}); give a folder name, or an absolute path '
+                                 'to a new or empty folder to draw elsewhere')
 
 
 def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:

@@ -78,16 +78,24 @@ def read_rows(path: str) -> List[dict]:
     if not osp.isfile(path):
         return []
     rows = []
-    with open(path) as file:
-        lines = file.read().splitlines()
+    try:
+        with open(path) as file:
+            lines = file.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f'{path} is not text; it is not a benchmark rows.jsonl') from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if number != len(lines):
                 raise ValueError(f'{path}:{number} is not a JSON row; it is not a benchmark rows.jsonl') from None
+            continue
+        if not isinstance(row, dict) or 'model' not in row:
+            raise ValueError(f'{path}:{number} is JSON but not a benchmark row (no "model"); it is not a benchmark '
+                             'rows.jsonl')
+        rows.append(row)
     return rows
 
 

@@ -1,5 +1,6 @@
 from .checked_coco import CheckedCocoDataset
-from .checks import DatasetConfigError, check_dataset_config
+from .checks import check_dataset_config
+from .identity import DatasetConfigError
 from .synthetic_coco import (
                              CLASSES,
                              DEFAULT_NUM_CLASSES,

@@ -5,7 +5,10 @@ from typing import Container, Optional
 from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
+
+from .identity import dataset_error, identity_problems
 
 
 def invalid_box_reason(ann: dict, width: int, height: int, category_ids: Container[int]) -> Optional[str]:
@@ -42,8 +45,21 @@ class CheckedCocoDataset(CocoDataset):
     reason; malformed boxes and unknown categories are dropped too (mmdet
     would raise a TypeError naming nothing, or drop them silently). In test
     mode the warning says that the evaluator still counts the box. Unreadable
-    images are handled by :class:`CheckedLoadImageFromFile`.
+    images are handled by :class:`CheckedLoadImageFromFile`. Ids, image files
+    and class order are checked right after the file is parsed (:meth:`COCOAPI`).
     """
+
+    def COCOAPI(self, annotation_file: str) -> COCO:  # the name mmdet's CocoDataset.load_data_list parses with
+        """mmdet's parse of the annotation file, then the identity checks on what it read, whatever the file's
+        size (the pre-flight parses only small files) and without a second parse: duplicate ids, image files
+        outside their folder or missing, classes in another order (:func:`~.identity.identity_problems`).
+        Raises :class:`~.identity.DatasetConfigError` before any sample is made."""
+        coco = COCO(annotation_file)
+        problems = identity_problems(self.ann_file, coco.dataset, self.data_prefix.get('img'),
+                                     self.metainfo.get('classes') or (), 'test' if self.test_mode else 'train')
+        if problems:
+            raise dataset_error(problems)
+        return coco
 
     @property
     def _still_counted(self) -> str:

@@ -1,5 +1,4 @@
 """Fail fast, with instructions, when a config's dataset is missing or malformed."""
-import collections
 import functools
 import json
 import os.path as osp
@@ -7,12 +6,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmdet.registry import DATASETS
 
-from ..utils.config import leaf_datasets
+from ..utils.config import dataset_image_dir, leaf_datasets
 from .checked_coco import invalid_box_reason
+from .identity import dataset_error, identity_problems, short_list
 
-# Parse annotation files fully only up to this size; COCO's train json
-# (~450 MB) is parsed once by the dataset itself, so for it we only check
-# that it is there and looks like JSON (its classes and boxes are not checked).
+# Parse annotation files here only up to this size; COCO's train json (~450 MB) is parsed once, by
+# the dataset, which then runs the identity checks on it (checked_coco.py); its boxes are not checked here.
 _FULL_PARSE_LIMIT = 64 * 2**20
 
 HOW_TO_GET_DATA = (
@@ -26,10 +25,6 @@ HOW_TO_GET_DATA = (
 
 # Parts of a model config whose num_classes is not the dataset's (an RPN has one class).
 _NOT_DATASET_CLASSES = ('rpn_head', 'backbone', 'neck', 'train_cfg', 'test_cfg', 'data_preprocessor')
-
-
-class DatasetConfigError(FileNotFoundError):
-    """The dataset a config points at is missing or malformed."""
 
 
 def _read_annotation_file(path: str) -> Tuple[Optional[dict], List[str]]:
@@ -74,7 +69,7 @@ def head_num_classes(model_cfg, prefix: str = 'model') -> Iterator[Tuple[str, in
 
 
 def _check_num_classes(model_cfg, classes: Sequence[str], split: str) -> List[str]:
-    return [f'{key}={num} but the {split} dataset has {len(classes)} classes {_short(classes)}; '
+    return [f'{key}={num} but the {split} dataset has {len(classes)} classes {short_list(classes)}; '
             f'set {key}={len(classes)} (or metainfo=dict(classes=...) on the dataset)'
             for key, num in head_num_classes(model_cfg or {}) if num != len(classes)]
 
@@ -88,51 +83,9 @@ def _check_categories(path: str, content: dict, classes: Sequence[str], split: s
     by_lower = {str(n).lower(): n for n in names}
     case = [f'{c!r} (the file says {by_lower[c.lower()]!r})' for c in missing if c.lower() in by_lower]
     return [f'{path}: {len(missing)} of the {len(classes)} classes of the {split} dataset are not categories of '
-            f'this file: {_short(missing)}' + (f'; differing only in case: {", ".join(case)}' if case else '')
-            + f'. The file\'s categories are {_short(names)}: set metainfo=dict(classes={tuple(names)!r}) on the '
+            f'this file: {short_list(missing)}' + (f'; differing only in case: {", ".join(case)}' if case else '')
+            + f'. The file\'s categories are {short_list(names)}: set metainfo=dict(classes={tuple(names)!r}) on the '
             f'dataset and num_classes={len(names)} on the head, or fix the file']
-
-
-def _check_category_order(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
-    """The config's classes must be in the file's order: mmdet numbers labels in the order of the file's
-    categories (``get_cat_ids``) and names them in the order of the config's classes."""
-    file_order = [c.get('name') for c in content['categories'] if c.get('name') in classes]
-    if file_order == list(classes):
-        return []
-    return [f'{path}: the file lists the {split} dataset\'s classes in the order {_short(file_order)}, the config in '
-            f'the order {_short(classes)}; mmdet would number the labels in the file\'s order and name them in the '
-            f'config\'s (renaming them): set metainfo=dict(classes={tuple(file_order)!r}) on every dataset of the '
-            'config, or reorder the categories of the file']
-
-
-def _duplicates(values) -> List:
-    counts = collections.Counter(values)
-    return [value for value, count in counts.items() if count > 1]
-
-
-def _check_identities(path: str, content: dict) -> List[str]:
-    """Image ids and annotation ids must be unique: mmdet keeps one image per id (the other's boxes move onto
-    it) and asserts on duplicate annotation ids."""
-    problems = []
-    images = _duplicates(i.get('id') for i in content['images'])
-    if images:
-        problems.append(f'{path}: image ids {_short(images)} are each given to more than one image (one of them '
-                        'would be dropped and its boxes moved onto the other): give every image its own id')
-    annotations = _duplicates(a.get('id') for a in content['annotations'])
-    if annotations:
-        problems.append(f'{path}: annotation ids {_short(annotations)} are each given to more than one annotation: '
-                        'give every annotation its own id (e.g. number them 1..N)')
-    return problems
-
-
-def _check_image_files(path: str, content: dict, image_dir: str) -> List[str]:
-    """Every image the file lists must be a file in ``image_dir`` (one ``stat`` each)."""
-    missing = [i.get('file_name') for i in content['images']
-               if not osp.isfile(osp.join(image_dir, str(i.get('file_name'))))]
-    if not missing:
-        return []
-    return [f'{path}: {len(missing)} of the {len(content["images"])} images it lists are not files in {image_dir}: '
-            f'{_short(missing)}; restore them, or remove them and their annotations from the file']
 
 
 def _check_boxes(path: str, content: dict, classes: Sequence[str], split: str) -> List[str]:
@@ -150,11 +103,6 @@ def _check_boxes(path: str, content: dict, classes: Sequence[str], split: str) -
             'none valid and of these classes); training or evaluating on it would measure nothing']
 
 
-def _short(items: Sequence, limit: int = 8) -> str:
-    items = list(items)
-    return repr(items[:limit])[:-1] + (f', ... ({len(items)} in all)]' if len(items) > limit else ']')
-
-
 def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Check every file a config's dataloaders and COCO evaluators need, before any work starts.
 
@@ -164,9 +112,12 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
     dataset are categories of its annotation files and of its evaluator's
     (names, case differences named) and in the same order, the heads'
     ``num_classes`` equal their number, and each annotation file has at least
-    one usable box of them. Files over 64 MB (COCO's train json) are only
-    checked to be JSON: the dataset parses them.
-    Raises :class:`DatasetConfigError` listing every problem and how to get
+    one usable box of them. Image file names must stay inside their folder.
+    Files over 64 MB (COCO's train json) are only checked to be JSON here, not
+    parsed twice: :class:`CheckedCocoDataset` runs the same identity checks on
+    them right after mmdet's own parse (:mod:`.identity`), before the first
+    iteration.
+    Raises :class:`~.identity.DatasetConfigError` listing every problem and how to get
     the data (or run on generated data instead).
     """
     read = functools.lru_cache()(_read_annotation_file)  # a val file is often also the evaluator's
@@ -179,21 +130,17 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
             classes = dataset_classes(dataset)
             if classes:  # an unknown dataset type has none to compare
                 mismatches += _check_num_classes(cfg.get('model'), classes, split)
-            root = dataset.get('data_root') or ''
-            image_dir = osp.join(root, (dataset.get('data_prefix') or {}).get('img', ''))
+            image_dir = dataset_image_dir(dataset)
             if not osp.isdir(image_dir):
                 problems.append(f'image directory {image_dir} does not exist ({split} split)')
             if dataset.get('ann_file'):
-                path = osp.join(root, dataset['ann_file'])
+                path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
                 content, found = read(path)
                 problems += found
                 if content is not None:
-                    mismatches += _check_identities(path, content)
-                    if osp.isdir(image_dir):
-                        mismatches += _check_image_files(path, content, image_dir)
+                    mismatches += identity_problems(path, content, image_dir, classes, split)
                 if content is not None and classes:
                     mismatches += (_check_categories(path, content, classes, split)
-                                   or _check_category_order(path, content, classes, split)
                                    or _check_boxes(path, content, classes, split))
         evaluator = cfg.get(f'{split}_evaluator')
         for metric in (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator or {}]):
@@ -201,11 +148,8 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
                 content, found = read(metric['ann_file'])
                 problems += found
                 if content is not None:
-                    mismatches += _check_identities(metric['ann_file'], content)
+                    mismatches += identity_problems(metric['ann_file'], content, None, classes, split)
                 if content is not None and classes:
-                    mismatches += (_check_categories(metric['ann_file'], content, classes, split)
-                                   or _check_category_order(metric['ann_file'], content, classes, split))
-    unique = list(dict.fromkeys(problems + mismatches))  # each problem once, in order
-    if unique:
-        raise DatasetConfigError('the dataset of this config is not usable:\n  - ' + '\n  - '.join(unique)
-                                 + ('\n' + HOW_TO_GET_DATA if problems else ''))
+                    mismatches += _check_categories(metric['ann_file'], content, classes, split)
+    if problems or mismatches:
+        raise dataset_error(problems + mismatches, HOW_TO_GET_DATA if problems else '')

@@ -12,10 +12,10 @@ def reparameterize_checkpoint(cfg, checkpoint: str, out: str) -> int:
 
     The written file loads (strictly) into the same config with
     ``deploy=True`` on its ParNet backbone; it appears complete or not at all.
-    Every check (``out`` writable, the checkpoint readable, training form,
+    Every check (``out`` writable and neither input, the checkpoint readable, training form,
     fitting the config) comes before the work. Returns the number of folded blocks.
     """
-    check_writable_file(out)
+    check_writable_file(out, inputs=[checkpoint, *filter(None, [cfg.filename])])
     loaded = load_checkpoint_file(checkpoint, map_location='cpu')
     meta = dict(loaded.get('meta') or {})
     if meta.get('deploy'):

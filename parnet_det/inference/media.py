@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from ..utils.fileio import check_new_or_empty_dir
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 
@@ -85,13 +87,15 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
 
     A file named is taken whatever its extension (reading it tells whether it
     is an image); a folder gives its images and videos, recursively, sorted,
-    under its own name (that of the folder it resolves to: ``..`` is named).
+    under its own name (that of the folder it resolves to: ``..`` is named),
+    symlinked subfolders included, regular files only.
     ``out_dir``, where inside a folder, is left out of the walk, and so is
     any folder holding an earlier run's ``detections.json(l)``: a run never
     reads outputs. Names are unique (see :class:`UniqueNames`): two folders
     ``val`` give ``val/`` and ``val-2/``; ``clip.avi`` beside ``clip.mp4``
     gives ``clip.mp4`` and ``clip-2.mp4``. A path that does not exist is
-    kept: reading it reports it.
+    kept: reading it reports it; one that is neither a folder nor a regular
+    file (a pipe, a device) raises ValueError.
 
     Args:
         paths (Sequence[str]): Files and folders.
@@ -104,15 +108,23 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
     excluded = osp.realpath(out_dir)
     media = []
     for path in paths:
+        if osp.exists(path) and not osp.isdir(path) and not osp.isfile(path):
+            raise ValueError(f'{path} is not a regular file (a device, pipe or socket): give image or video files, '
+                             'or folders of them')
         if not osp.isdir(path):
             media.append((path, names.claim(drawn_name(osp.basename(osp.normpath(path))))))
             continue
         root = osp.realpath(path)
         found = []
-        for folder, subfolders, files in os.walk(root):
-            subfolders[:] = [name for name in subfolders if not _is_output_folder(osp.join(folder, name), excluded)]
-            found += [osp.join(folder, name) for name in files
-                      if name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
+        walked = set()  # real paths: a symlinked subfolder is searched once, a link to an ancestor not again
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            walked.add(osp.realpath(folder))
+            subfolders[:] = [name for name in subfolders if osp.realpath(osp.join(folder, name)) not in walked
+                             and not _is_output_folder(osp.join(folder, name), excluded)]
+            # Regular files only (a symlink to one is fine): a pipe or device named like an image is never read.
+            media_files = [osp.join(folder, name) for name in files
+                           if name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)]
+            found += [file for file in media_files if osp.isfile(file)]
         top = names.free_folder(osp.basename(root) or 'root')  # the file system's root has no name
         relative = [osp.relpath(file, root) for file in sorted(found)]
         media += [(osp.join(path, name), names.claim(osp.join(top, drawn_name(name)))) for name in relative]
@@ -123,13 +135,7 @@ def check_outputs(media: Sequence[Tuple[str, str]], out_dir: str) -> None:
     """Refuse, before anything is written, a run that could harm a file: an ``out_dir`` that is a file or
     is not empty (a run never writes over files: a rerun needs a new folder), and (a bug, if ever) an
     output resolving outside ``out_dir`` or onto an input."""
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise NotADirectoryError(f'--out-dir {out_dir} is a file; give a folder (new or empty)')
-    if osp.isdir(out_dir) and os.listdir(out_dir):
-        entries = sorted(os.listdir(out_dir))
-        raise FileExistsError(f'--out-dir {out_dir} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
-                              f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '
-                              'or empty folder')
+    check_new_or_empty_dir(out_dir, '--out-dir')
     root = osp.realpath(out_dir)
     inputs = {osp.realpath(path) for path, _ in media}
     for path, name in media:
@@ -154,6 +160,8 @@ class VideoFrames:
             raise ValueError(f'{path}: not a readable video (missing, corrupt, or a codec OpenCV lacks)')
         # Some containers do not record their frame rate; 25 fps is the usual default of video tools.
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+        # What the header says (0 where it does not): a file cut short reads fewer frames.
+        self.declared_frames = max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def batches(self, batch_size: int) -> Iterator[List[np.ndarray]]:
         """Consecutive frames (HWC uint8 BGR), ``batch_size`` at a time (the last batch may be shorter)."""

@@ -46,6 +46,10 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A checkpoint holds Python objects outside the allow-list (possibly code)."""
 
 
+class LegacyCheckpointError(CheckpointError):
+    """A checkpoint in torch's legacy format with a pickle protocol the safe loader cannot read."""
+
+
 class CheckpointMismatchError(CheckpointError):
     """A checkpoint's weights do not fit the model of the config."""
 
@@ -91,10 +95,13 @@ def mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]
     return [HistoryBuffer, (history_buffer_method, 'builtins.getattr'), *_numpy_globals()]
 
 
-# Every torch checkpoint starts with one of these: a zip archive (torch >= 1.6) or the
-# pickled protocol header of the legacy format.
+# Every torch checkpoint starts with one of these: a zip archive (torch >= 1.6) or, in the legacy
+# format, torch's magic number pickled with the protocol the saver chose: b'\x80' and the protocol,
+# from protocol 4 on a frame (b'\x95' and its 8-byte length), then the number.
 _ZIP_MAGIC = b'PK\x03\x04'
-_LEGACY_MAGIC = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'
+_LEGACY_HEADER = re.compile(rb'\x80([\x02-\x05])(?:\x95.{8})?\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19', re.DOTALL)
+# torch's weights-only unpickler reads the legacy format up to this protocol.
+_SAFE_LEGACY_PROTOCOL = 3
 
 
 # A darknet .weights file starts with int32 version major 0, minor 1 or 2 (then revision and ``seen``).
@@ -116,16 +123,25 @@ def _check_structure(filename: str) -> None:
         raise CorruptCheckpointError(f'checkpoint {filename} is empty (0 bytes): the save that wrote it was '
                                      'interrupted, or it was never written')
     with open(filename, 'rb') as f:
-        head = f.read(len(_LEGACY_MAGIC))
+        head = f.read(32)
+    legacy = _LEGACY_HEADER.match(head)
     if head.startswith(_ZIP_MAGIC):
         if not zipfile.is_zipfile(filename):
             raise CorruptCheckpointError(f'checkpoint {filename} is truncated ({size} bytes, its end is missing): '
                                          'the save that wrote it was interrupted')
-    elif head != _LEGACY_MAGIC:
-        if _is_darknet_weights(filename, head):
-            raise CorruptCheckpointError(
-                f'{filename} is a darknet .weights file, not a PyTorch checkpoint: convert it first with '
-                f'python tools/convert_darknet_weights.py CONFIG {filename} OUT.pth, then pass OUT.pth')
+    elif legacy:
+        protocol = legacy.group(1)[0]
+        if protocol > _SAFE_LEGACY_PROTOCOL:
+            raise LegacyCheckpointError(
+                f'{filename} is a PyTorch checkpoint in the legacy (pre-1.6) format with pickle protocol {protocol}, '
+                "which torch's safe loader cannot read: if you trust the file, save it once in the current format, "
+                f"python -c \"import torch; torch.save(torch.load('{filename}', weights_only=False), 'NEW.pth')\", "
+                'and pass NEW.pth')
+    elif _is_darknet_weights(filename, head):
+        raise CorruptCheckpointError(
+            f'{filename} is a darknet .weights file, not a PyTorch checkpoint: convert it first with '
+            f'python tools/convert_darknet_weights.py CONFIG {filename} OUT.pth, then pass OUT.pth')
+    else:
         raise CorruptCheckpointError(f'{filename} is not a PyTorch checkpoint (it starts with {head[:8]!r})')
 
 

@@ -1,8 +1,18 @@
 """argparse types and the error exit shared by the command-line tools."""
 import argparse
 import contextlib
+import os
 import sys
 from typing import Iterator, Type
+
+
+def path_arg(text: str) -> str:
+    """A path argument with ``~`` expanded, as a shell would (it does not in ``--opt=~/x``, nor when quoted).
+
+    The type of every path argument of the tools: without it ``--work-dir=~/w``
+    creates a folder named ``~`` in the current directory.
+    """
+    return os.path.expanduser(text)
 
 
 def positive_int(text: str) -> int:
@@ -38,8 +48,8 @@ def unit_interval(text: str) -> float:
 
 
 @contextlib.contextmanager
-def user_errors(*error_types: Type[BaseException]) -> Iterator[None]:
-    """End the tool with ``error: <message>`` on stderr and exit code 2 (argparse's) for these errors.
+def user_errors(*error_types: Type[BaseException], exit_code: int = 2) -> Iterator[None]:
+    """End the tool with ``error: <message>`` on stderr and ``exit_code`` (2, argparse's) for these errors.
 
     They are the user's to fix (a wrong path, a bad file, a mismatch), so no
     traceback; any other exception is a bug and keeps its traceback.
@@ -50,4 +60,4 @@ def user_errors(*error_types: Type[BaseException]) -> Iterator[None]:
         # A KeyError's str() is its repr; its message is the first argument.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {message}', file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_code)

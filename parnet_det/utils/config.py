@@ -8,7 +8,8 @@ from mmdet.registry import DATASETS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, with a clear error for a wrong path, then apply ``--cfg-options``."""
+    """Read a config (``~`` expanded), with a clear error for a wrong path, then apply ``--cfg-options``."""
+    path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist (configs live in configs/, '
                                 'e.g. configs/yolo_parnet_xl_coco.py)')
@@ -30,6 +31,11 @@ def walk_datasets(dataset_cfg) -> Iterator[dict]:
 def leaf_datasets(dataset_cfg) -> Iterator[dict]:
     """The datasets that read files (no wrapper)."""
     return (dataset for dataset in walk_datasets(dataset_cfg) if 'dataset' not in dataset and 'datasets' not in dataset)
+
+
+def dataset_image_dir(dataset_cfg) -> str:
+    """The folder a (leaf) dataset config reads its images from: ``data_root`` joined with ``data_prefix.img``."""
+    return osp.join(dataset_cfg.get('data_root') or '', (dataset_cfg.get('data_prefix') or {}).get('img', ''))
 
 
 def dataset_pipeline(dataset_cfg) -> list:

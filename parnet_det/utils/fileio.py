@@ -1,11 +1,12 @@
-"""Crash-safe file writes: a file appears under its name complete, or not at all."""
+"""Crash-safe file writes (a file appears under its name complete, or not at all), and the checks, before any
+work, that an output can be written and replaces no input."""
 import contextlib
 import json
 import os
 import os.path as osp
 import shutil
 import uuid
-from typing import IO, Iterator, List
+from typing import IO, Iterator, List, Sequence
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -92,24 +93,75 @@ def remove_partial_files(directory: str) -> List[str]:
     return leftovers
 
 
-def check_writable_file(path: str, parent_may_be_missing: bool = False) -> None:
+class OutputIsInputError(ValueError):
+    """An output path would replace one of the command's inputs, or be written into an input folder."""
+
+
+def check_apart_from_inputs(output: str, inputs: Sequence[str]) -> None:
+    """Raise :class:`OutputIsInputError` if writing ``output`` would replace an input file or land in an
+    input folder (an archive inside the folder it packs, drawings among a dataset's images).
+
+    Compared by real path and, where both exist, by the file system (``samefile``: a hard link is the
+    same file under another name); an input that does not exist cannot be replaced.
+    """
+    real_output = osp.realpath(output)
+    for path in inputs:
+        real_input = osp.realpath(path)
+        if real_output == real_input or (osp.exists(output) and osp.exists(path) and osp.samefile(output, path)):
+            raise OutputIsInputError(f'{output} is the input {path}: writing it would replace the input; give '
+                                     'another output path')
+        # A folder, or one still to be made (a work dir packed at the end); a path under a file is the
+        # writability check's ("is a file, not a directory").
+        if not osp.isfile(real_input) and osp.commonpath([real_output, real_input]) == real_input:
+            raise OutputIsInputError(f'{output} is inside the input folder {path}: writing it there would change '
+                                     'the input; give an output path outside it')
+
+
+def _nearest_existing(path: str) -> str:
+    """``path`` or its closest ancestor that exists (where a missing folder would be created)."""
+    while not osp.exists(path):
+        path = osp.dirname(path)
+    return path
+
+
+def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: Sequence[str] = ()) -> None:
     """Raise a clear error now if ``path`` cannot be written, before any work is spent on its content.
 
     With ``parent_may_be_missing``, missing parent directories are fine if
-    they can be created (the caller creates them when it writes).
+    they can be created (the caller creates them when it writes). ``inputs``
+    are the command's input files and folders: ``path`` must replace none of
+    them (:func:`check_apart_from_inputs`).
     """
+    check_apart_from_inputs(path, inputs)
     if osp.isdir(path):
         raise IsADirectoryError(f'cannot write {path}: it is a directory')
     directory = osp.dirname(osp.abspath(path))
-    existing = directory
-    while not osp.exists(existing):
-        existing = osp.dirname(existing)
+    existing = _nearest_existing(directory)
     if not osp.isdir(existing):
         raise NotADirectoryError(f'cannot write {path}: {existing} is a file, not a directory')
     if existing != directory and not parent_may_be_missing:
         raise FileNotFoundError(f'cannot write {path}: directory {directory} does not exist')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(f'cannot write {path}: no write permission in {existing}')
+
+
+def check_new_or_empty_dir(path: str, option: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse an output folder ``path`` (given as ``option``) that is a file, is not empty, is or lies in an
+    input folder, or cannot be written (checked now, not after a model has loaded): a tool writing into it
+    never writes over a file."""
+    check_apart_from_inputs(path, inputs)
+    if osp.exists(path) and not osp.isdir(path):
+        raise NotADirectoryError(f'{option} {path} is a file; give a folder (new or empty)')
+    entries = sorted(os.listdir(path)) if osp.isdir(path) else []
+    if entries:
+        raise FileExistsError(f'{option} {path} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
+                              f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '
+                              'or empty folder')
+    existing = _nearest_existing(osp.abspath(path))
+    if not osp.isdir(existing):
+        raise NotADirectoryError(f'{option} {path}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f'{option} {path}: no write permission in {existing}; give a writable folder')
 
 
 @register_backend(ATOMIC_LOCAL_BACKEND)

@@ -6,12 +6,15 @@ import logging
 import os
 import os.path as osp
 import socket
+import stat
 import time
 from typing import Iterator
 
 from mmengine.logging import print_log
 
 LOCK_NAME = '.train.lock'
+# The holder named in messages is cut to this: the file may hold anything, up to megabytes.
+_HOLDER_MAX_CHARS = 200
 
 
 class WorkDirInUseError(RuntimeError):
@@ -22,15 +25,49 @@ class WorkDirNotWritableError(PermissionError):
     """The work dir cannot be created or written."""
 
 
+class LockFileError(WorkDirNotWritableError):
+    """The work dir's lock file is not a regular file (a symlink, a folder, a pipe, ...)."""
+
+
 def _read_holder(fd: int) -> str:
+    """The holder the lock file names, as printable text cut to a line (the file could hold anything)."""
     os.lseek(fd, 0, os.SEEK_SET)
-    return os.read(fd, 4096).decode(errors='replace').strip()
+    text = os.read(fd, _HOLDER_MAX_CHARS + 1).decode(errors='replace').strip()
+    shown = ''.join(char if char.isprintable() else '?' for char in text)  # no terminal control sequences
+    return shown[:_HOLDER_MAX_CHARS] + ('...' if len(shown) > _HOLDER_MAX_CHARS else '')
+
+
+def _open_lock_file(path: str) -> int:
+    """Open ``path`` for reading and writing, created if missing, only if it is a regular file.
+
+    Not through a symlink (``O_NOFOLLOW``): a planted ``.train.lock`` link would
+    make the run truncate the file it points to. Non-blocking, so that a pipe
+    planted there is refused rather than waited on.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if err.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise
+        kind = {errno.ELOOP: 'a symlink', errno.EISDIR: 'a directory'}.get(err.errno, 'a socket')
+        raise LockFileError(_not_a_lock_file(path, kind)) from err
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise LockFileError(_not_a_lock_file(path, 'a pipe' if stat.S_ISFIFO(mode) else 'a device or socket'))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _not_a_lock_file(path: str, kind: str) -> str:
+    return (f'{path} is {kind}, not the lock file a training run writes; nothing was written through it: '
+            'remove it (or choose another --work-dir) and run again')
 
 
 def _open_locked(path: str, work_dir: str) -> int:
     """Open ``path`` and take its exclusive ``flock``; retry if a releasing run removed the file meanwhile."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,7 +94,9 @@ def work_dir_lock(work_dir: str) -> Iterator[str]:
     The file names the holder (pid, host, start time). A second run raises
     :class:`WorkDirInUseError` naming it. The kernel drops a ``flock`` when its
     process dies, so a lock file that can be locked but still names a holder was
-    left by a run that was killed: it is taken over with a message. The file is
+    left by a run that was killed: it is taken over with a message. A lock file
+    that is not a regular file (a symlink, a folder) raises :class:`LockFileError`
+    and nothing is written through it. The file is
     removed on any exit of the body. Creates ``work_dir`` (and removes it again
     if it is still empty then); raises :class:`WorkDirNotWritableError` if it cannot.
     """
@@ -74,8 +113,9 @@ def work_dir_lock(work_dir: str) -> Iterator[str]:
     try:
         stale = _read_holder(fd)
         if stale:
-            print_log(f'{path}: taking over the lock of a run that was killed ({stale}; that process no longer '
-                      'holds it)', logger='current', level=logging.WARNING)
+            # A flock dies with its process; the pid named may be alive again, as another process.
+            print_log(f'{path}: taking over a lock that no process holds (it names {stale}: a run that ended '
+                      'without removing it)', logger='current', level=logging.WARNING)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f'pid {os.getpid()} on {socket.gethostname()}, started '
                       f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)

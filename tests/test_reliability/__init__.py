@@ -13,4 +13,10 @@ message, the exit code and that nothing was lost or left behind.
 - test_data_preflight.py: classes, heads and boxes against the annotation files, on generated COCO data.
 - test_entry_points.py: each tool and the inference engine with bad arguments and broken or mismatched
   checkpoints.
+- issue 26, nothing overwritten, nothing skipped at COCO scale: test_outputs_apart.py (no output replaces
+  an input: the converters, reparameterize, benchmark_matrix --archive, test.py --show-dir),
+  test_data_identity.py (the identity checks on a file over the pre-flight's 64 MB, image names leaving
+  their folder), test_work_dir_lock.py (a planted lock symlink, folder or pipe; the holder sanitised),
+  test_preemption.py (SIGTERM), test_home_paths.py (``~``), test_data_that_lies.py (EXIF-turned images,
+  cut videos, legacy checkpoints, infer's inputs), test_nothing_useful.py (non-zero exits, files named).
 """

@@ -1,11 +1,13 @@
 """Pre-flight identity checks: ids, image files and category order of every split's files, before anything is built."""
+import hashlib
+import json
 import os
 
 import pytest
 
 from mmdet.registry import DATASETS
 
-from parnet_det.datasets import CLASSES, check_dataset_config, synthetic_coco_cfg_options
+from parnet_det.datasets import CLASSES, DatasetConfigError, check_dataset_config, synthetic_coco_cfg_options
 
 from .helpers import run_tool
 from .test_data_preflight import DEMO_CONFIG, demo_cfg, edit_annotations, preflight_error
@@ -92,3 +94,61 @@ def test_a_skipped_val_box_is_said_to_still_count_in_the_ap(data_root, warnings_
     # CocoMetric reads the file itself: in evaluation the box is still ground truth, and the warning says so.
     still_counts = 'an evaluator reading this file, e.g. CocoMetric, still counts it as ground truth'
     assert (still_counts in skipped[0]) == test_mode
+
+
+# Over the pre-flight's parse limit (64 MB), as COCO's train json (450 MB) is.
+_PADDED_SIZE = 65 * 2**20
+
+
+def _pad_with_a_duplicate_image_id_at_the_end(root, split):
+    """Rewrite the split's file padded past the pre-flight's limit, its last entry an image under the id of its
+    first (another file name, that exists); returns the file's path and the duplicated id."""
+    path = os.path.join(root, f'annotations/instances_{split}.json')
+    with open(path) as f:
+        content = json.load(f)
+    duplicate = dict(content['images'][1], id=content['images'][0]['id'])
+    ordered = dict(info=dict(padding=' ' * _PADDED_SIZE), categories=content['categories'],
+                   annotations=content['annotations'], images=content['images'] + [duplicate])
+    with open(path, 'w') as f:
+        json.dump(ordered, f)
+    return path, duplicate['id']
+
+
+def _digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_the_dataset_checks_ids_of_a_file_too_big_for_the_pre_flight(data_root):
+    path, duplicate_id = _pad_with_a_duplicate_image_id_at_the_end(data_root, 'train')
+    assert os.path.getsize(path) > 64 * 2**20
+    dataset = DATASETS.build(dict(type='CheckedCocoDataset', data_root=data_root,
+                                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
+                                  metainfo=dict(classes=CLASSES), pipeline=[], lazy_init=True))
+    with pytest.raises(DatasetConfigError) as info:
+        dataset.full_init()
+    assert f'{path}: image ids [{duplicate_id}] are each given to more than one image' in str(info.value)
+
+
+def test_the_dataset_refuses_image_names_that_leave_the_image_folder(data_root):
+    outside = ['../../../../etc/passwd', os.path.join(data_root, 'val', 'any.jpg')]
+    edit_annotations(data_root, 'train', lambda c: [image.update(file_name=name)
+                                                    for image, name in zip(c['images'], outside)])
+    message = preflight_error(demo_cfg(data_root))
+    assert (f"instances_train.json: 2 of the 8 images it lists are outside the image folder "
+            f"{os.path.join(data_root, 'train/')}: {outside!r}; give each file_name relative to that folder") in message
+    with pytest.raises(DatasetConfigError, match='are outside the image folder'):
+        DATASETS.build(dict(type='CheckedCocoDataset', data_root=data_root, ann_file='annotations/instances_train.json',
+                            data_prefix=dict(img='train/'), metainfo=dict(classes=CLASSES), pipeline=[]))
+
+
+@pytest.mark.slow
+def test_train_tool_stops_on_a_duplicate_id_at_the_end_of_a_file_over_64_mb(capsys, data_root, tmp_path):
+    path, duplicate_id = _pad_with_a_duplicate_image_id_at_the_end(data_root, 'train')
+    digest = _digest(path)
+    code, _, err = run_tool(capsys, 'train.py', DEMO_CONFIG, '--work-dir', tmp_path / 'work', '--cfg-options',
+                            *synthetic_coco_cfg_options(data_root))
+    assert code == 2 and 'Traceback' not in err, err
+    assert f'{path}: image ids [{duplicate_id}] are each given to more than one image' in err
+    assert _digest(path) == digest
+    assert not list((tmp_path / 'work').glob('*.pth'))

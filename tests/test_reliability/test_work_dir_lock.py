@@ -8,7 +8,7 @@ import pytest
 
 from parnet_det.apis import exclusive_work_dir, resume_checkpoint
 from parnet_det.datasets import synthetic_coco_cfg_options
-from parnet_det.utils.work_dir_lock import LOCK_NAME, WorkDirInUseError, work_dir_lock
+from parnet_det.utils.work_dir_lock import LOCK_NAME, LockFileError, WorkDirInUseError, work_dir_lock
 
 from .helpers import ROOT, run_tool
 
@@ -64,7 +64,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_message(tmp_path, warn
     assert f'pid {process.pid} on ' in (work_dir / LOCK_NAME).read_text()
     with work_dir_lock(str(work_dir)):
         assert (work_dir / LOCK_NAME).read_text().startswith(f'pid {os.getpid()} on ')
-    assert any('taking over the lock of a run that was killed' in w and f'pid {process.pid} on ' in w
+    assert any('taking over a lock that no process holds' in w and f'pid {process.pid} on ' in w
                for w in warnings_logged), warnings_logged
     assert not (work_dir / LOCK_NAME).exists()
 
@@ -105,3 +105,59 @@ def test_only_rank_0_of_a_distributed_run_takes_the_lock(tmp_path, monkeypatch):
         with pytest.raises(WorkDirInUseError):
             with exclusive_work_dir(work_dir, 'pytorch'):
                 pass
+
+
+def _plant_symlink(lock, target):
+    lock.symlink_to(target)
+
+
+def _plant_directory(lock, target):
+    lock.mkdir()
+
+
+def _plant_fifo(lock, target):
+    os.mkfifo(lock)
+
+
+@pytest.mark.parametrize('plant, kind', [(_plant_symlink, 'a symlink'), (_plant_directory, 'a directory'),
+                                         (_plant_fifo, 'a pipe')])
+def test_a_lock_that_is_not_a_regular_file_is_refused_and_nothing_is_written_through_it(tmp_path, plant, kind):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    target = tmp_path / 'precious.txt'
+    target.write_text('pid 1 on elsewhere\nnot yours to truncate\n')
+    mtime = target.stat().st_mtime_ns
+    plant(work_dir / LOCK_NAME, target)
+    with pytest.raises(LockFileError) as info:
+        with work_dir_lock(str(work_dir)):
+            pytest.fail('the lock was taken')
+    assert str(info.value) == (f'{work_dir / LOCK_NAME} is {kind}, not the lock file a training run writes; nothing '
+                               'was written through it: remove it (or choose another --work-dir) and run again')
+    assert target.read_text() == 'pid 1 on elsewhere\nnot yours to truncate\n' and target.stat().st_mtime_ns == mtime
+    assert os.path.lexists(work_dir / LOCK_NAME)  # left for the user to look at
+
+
+def test_train_tool_stops_on_a_planted_lock_symlink_with_one_line(capsys, tiny_coco, tmp_path):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    target = tmp_path / 'precious.txt'
+    target.write_bytes(b'secret content')
+    (work_dir / LOCK_NAME).symlink_to(target)
+    code, _, err = run_tool(capsys, 'train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
+                            *synthetic_coco_cfg_options(tiny_coco['data_root']))
+    assert code == 2 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (f'error: {work_dir / LOCK_NAME} is a symlink, not the lock file a training run '
+                                    'writes; nothing was written through it: remove it (or choose another '
+                                    '--work-dir) and run again')
+    assert 'secret content' not in err and target.read_bytes() == b'secret content'
+
+
+def test_a_stale_lock_is_named_in_printable_text_cut_to_a_line(tmp_path, warnings_logged):
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / LOCK_NAME).write_bytes(b'pid 1 \x1b[2J\x1b]0;owned\x07' + b'x' * 4000)
+    with work_dir_lock(str(work_dir)):
+        pass
+    message = next(w for w in warnings_logged if 'taking over a lock that no process holds' in w)
+    assert '\x1b' not in message and '\x07' not in message
+    assert 'it names pid 1 ?[2J?]0;owned?xxx' in message and len(message) < 400 and '...' in message

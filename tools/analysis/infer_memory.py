@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from parnet_det.apis import build_detector, init_detector_engine
-from parnet_det.utils.cli_args import positive_int
+from parnet_det.utils.cli_args import path_arg, positive_int
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 KEEP_ALL = {'model.test_cfg.score_thr': 0.0}
@@ -32,9 +32,12 @@ KEEP_ALL = {'model.test_cfg.score_thr': 0.0}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--size', type=positive_int, default=12000, help='side of the square image, pixels')
-    parser.add_argument('--config', default='configs/demo/yolo_parnet_tiny_synthetic.py', help='detector config')
-    parser.add_argument('--work-dir', default='work_dirs/infer_memory', help='image, checkpoint and outputs go here')
-    parser.add_argument('--engine-only', nargs=2, metavar=('IMAGE', 'CHECKPOINT'), help=argparse.SUPPRESS)
+    parser.add_argument('--config', type=path_arg, default='configs/demo/yolo_parnet_tiny_synthetic.py',
+                        help='detector config')
+    parser.add_argument('--work-dir', type=path_arg, default='work_dirs/infer_memory',
+                        help='image, checkpoint and outputs go here')
+    parser.add_argument('--engine-only', type=path_arg, nargs=2, metavar=('IMAGE', 'CHECKPOINT'),
+                        help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

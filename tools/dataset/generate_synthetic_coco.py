@@ -9,13 +9,13 @@ import argparse
 import os.path as osp
 
 from parnet_det.datasets import DEFAULT_NUM_CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_cfg_options
-from parnet_det.utils.cli_args import non_negative_int, positive_int, user_errors
+from parnet_det.utils.cli_args import non_negative_int, path_arg, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('out_dir', help='directory to write the images and annotations into')
+    parser.add_argument('out_dir', type=path_arg, help='directory to write the images and annotations into')
     parser.add_argument('--num-train', type=non_negative_int, default=400, help='number of training images')
     parser.add_argument('--num-val', type=non_negative_int, default=100, help='number of validation images')
     parser.add_argument('--image-size', type=positive_int, nargs='+', default=[256], metavar='SIZE',

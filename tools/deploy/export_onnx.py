@@ -22,15 +22,16 @@ import time
 from mmengine.config import DictAction
 
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
-from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
+from parnet_det.utils.fileio import check_apart_from_inputs
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='detector config (YOLOX-style head)')
-    parser.add_argument('checkpoint', help='its weights, training or deploy form')
-    parser.add_argument('out', help='ONNX file to write')
+    parser.add_argument('config', type=path_arg, help='detector config (YOLOX-style head)')
+    parser.add_argument('checkpoint', type=path_arg, help='its weights, training or deploy form')
+    parser.add_argument('out', type=path_arg, help='ONNX file to write')
     parser.add_argument('--shape', type=positive_int, nargs='+', metavar='SIDE',
                         help='input height and width (one value: a square); default the test Resize scale')
     parser.add_argument('--batch-size', type=positive_int, default=1, help='batch size of the graph')
@@ -68,6 +69,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     with user_errors(ImportError, KeyError, OSError, RuntimeError, ValueError):
+        check_apart_from_inputs(args.out, [args.config, args.checkpoint])
         exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
                                batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
                                cfg_options=args.cfg_options)
