@@ -7,6 +7,8 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
+from mmdet.models.dense_heads import YOLOXHead
+
 from ..models.dense_heads import boxes_to_image, select_detections
 
 
@@ -149,3 +151,12 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
         results.append(InstanceData(bboxes=boxes_to_image(kept_boxes, meta, rescale=True), scores=kept_scores,
                                     labels=labels))
     return results
+
+
+def dense_postprocess(head) -> Callable[[torch.Tensor, torch.Tensor, Sequence[dict], ConfigDict],
+                                        List[InstanceData]]:
+    """The post-processing of a head's dense boxes and scores (an exported graph's outputs): YOLOX's
+    best-class test for a ``YOLOXHead`` (:func:`postprocess_dense_detections`), else the multi-label one
+    (:func:`postprocess_multilabel_detections`: YOLOv4-CSP's official test; for RTMDet's head, mmdet's
+    multi-label selection and per-class NMS, with the clip after NMS instead of before it)."""
+    return postprocess_dense_detections if isinstance(head, YOLOXHead) else postprocess_multilabel_detections
