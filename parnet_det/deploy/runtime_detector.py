@@ -37,7 +37,8 @@ from .runtimes import RuntimeSession, open_session
 PARITY_TOLERANCES = {('onnxruntime', 'fp32'): (0.05, 1e-3), ('openvino', 'fp32'): (0.05, 1e-3)}
 # How the end-to-end rows of a runtime get their detections.
 END2END_NMS = ('the project\'s post-processing on the host after the runtime (mmcv NMS): YOLOX heads '
-               'postprocess_dense_detections, YOLOv4-CSP and RTMDet heads postprocess_multilabel_detections')
+               'postprocess_dense_detections, YOLOv4-CSP heads postprocess_multilabel_detections, RTMDet heads the '
+               'same with the clip before NMS')
 
 
 @dataclass
