@@ -32,7 +32,13 @@ YOLOX_RECIPE = Recipe('YOLOX recipe (YOLOX-L PAFPN and head, CSPDarknet53s basel
 YOLOV4_CSP_RECIPE = Recipe("YOLOv4-CSP (the published detector's neck, head and recipe: the paper's pair)",
                            'yolov4_csp_coco', ('yolov4_csp_parnet_xl_coco', 'yolov4_csp_parnet_xl_csp_coco',
                                                'yolov4_csp_parnet_s_coco', 'yolov4_csp_parnet_m_coco'))
-RECIPES = (YOLOX_RECIPE, YOLOV4_CSP_RECIPE)
+# The detectors a user would pick instead, from mmdet's own configs (configs/reference/): random weights, folded
+# and under the controlled workload like every model; their published AP is in the report as published
+# (:data:`.published.PUBLISHED`), never measured here.
+REFERENCE_RECIPE = Recipe("Detectors a user would pick instead (mmdet's RTMDet-m/-l and YOLOX-L, random weights), "
+                          'beside the published YOLOv4-CSP', 'yolov4_csp_coco',
+                          ('reference/rtmdet_m_coco', 'reference/rtmdet_l_coco', 'reference/yolox_l_coco'))
+RECIPES = (YOLOX_RECIPE, YOLOV4_CSP_RECIPE, REFERENCE_RECIPE)
 
 
 MATRIX_MODELS = tuple(recipe_models(RECIPES))
@@ -60,12 +66,14 @@ PRESETS: Dict[str, MatrixPreset] = {
                                     warmup=5, iters=1, repeats=5, min_repeat_s=0.2, row_time_limit_s=60),
         training=TrainSettings(resolution=640, precisions=('fp16', ), with_cp=(False, True), device='cuda',
                                row_time_limit_s=120)),
-    # The same comparison within a 2-core CPU's reach (about 15 minutes): smaller inputs, batch 1, fp32;
-    # channels_last is the CPU's fast path that needs no compilation (torch.compile costs minutes per model
-    # and size there). Training without with_cp: on the CPU it costs time and shows nothing about memory.
+    # The same comparison within a 2-core CPU's reach: smaller inputs, batch 1, fp32; channels_last is the CPU's
+    # fast path that needs no compilation (torch.compile costs minutes per model and size there); ONNX Runtime
+    # and OpenVINO run the exported graph as deployers do (each model exported once per size: tens of seconds,
+    # reported apart). Training without with_cp: on the CPU it costs time and shows nothing about memory.
     'cpu': MatrixPreset(
         inference=BenchmarkSettings(resolutions=(320, 512), batch_sizes=(1, ), precisions=('fp32', ),
-                                    variants=('mmdet', 'eager', 'channels_last'), device='cpu',
+                                    variants=('mmdet', 'eager', 'channels_last', 'onnxruntime', 'openvino'),
+                                    device='cpu',
                                     warmup=1, iters=1, repeats=5, min_repeat_s=1.0, threads=2,
                                     row_time_limit_s=300),
         training=TrainSettings(resolution=320, batch_size=2, precisions=('fp32', ), with_cp=(False, ),

@@ -5,7 +5,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmdet.models.dense_heads import YOLOXHead
+
 from ..analysis import foldable_norms, measure_depth
+from ..deploy import RUNTIMES, RuntimeDetector
 from ..inference import DetectorEngine
 from ..models import build_detector
 from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
@@ -13,7 +16,7 @@ from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
 from .settings import BenchmarkSettings, ModelSpec, min_repeat_seconds
 from .timing import BlockTimer, PeakMemory, autocast, module_bytes, summarize_ms
-from .variants import build_runner, timed_step
+from .variants import build_runner, build_runtime, timed_step
 from .workload import HeadOutputs, control_workload, head_adapter
 
 
@@ -87,9 +90,16 @@ class ModelBench:
 
     def runner(self, variant: str, precision: str):
         if (variant, precision) not in self.runners:
-            runner = build_runner(self.model, self.spec.cfg, self.form, variant, precision, self.device)
+            side, batch_size = self.setting
+            if variant in RUNTIMES:
+                runner = build_runtime(self.model, self.spec.cfg, self.form, variant, side, batch_size,
+                                       self.settings.threads)
+                # Parity before NMS, on the very batch that is timed; export and compilation apart from latency.
+                runner.row_fields = dict(runner.fields(),
+                                         **runner.parity(runner.pixels(self.images)[0], precision).fields())
+            else:
+                runner = build_runner(self.model, self.spec.cfg, self.form, variant, precision, self.device)
             if isinstance(runner, DetectorEngine):
-                side = self.setting[0]
                 runner.set_input_size((side, side))
             self.runners[variant, precision] = runner
         return self.runners[variant, precision]
@@ -106,7 +116,9 @@ class ModelBench:
             return self.candidates[variant, precision]
         batch_size = len(self.images)
         with torch.inference_mode():
-            if isinstance(runner, DetectorEngine):
+            if isinstance(runner, RuntimeDetector):
+                found = self._count_decoded(runner.network(runner.pixels(self.images)[0])[1], batch_size)
+            elif isinstance(runner, DetectorEngine):
                 outputs = runner.network(runner.preprocess(self.images)[0])
                 if runner.decodes_boxes:  # (boxes, scores): what postprocess_dense_detections thresholds
                     found = (outputs[1].float().amax(dim=2) >= runner.test_cfg.score_thr).sum().item() / batch_size
@@ -118,6 +130,14 @@ class ModelBench:
         self.candidates[variant, precision] = found
         return found
 
+    def _count_decoded(self, scores: torch.Tensor, batch_size: int) -> float:
+        """Candidates in a graph's dense scores: YOLOX's best class per box, else every (box, class) pair
+        over the score threshold (the multi-label test)."""
+        threshold = self.model.bbox_head.test_cfg.score_thr
+        if isinstance(self.model.bbox_head, YOLOXHead):
+            return (scores.float().amax(dim=2) >= threshold).sum().item() / batch_size
+        return (scores.float() > threshold).sum().item() / batch_size
+
     def _count_raw(self, outputs, batch_size: int) -> Optional[float]:
         return None if self.head_outputs is None else self.head_outputs.count_candidates(outputs, batch_size)
 
@@ -127,7 +147,8 @@ class ModelBench:
         self.at_setting(resolution, batch_size)
         row.update(self.setting_fields)
         runner = self.runner(variant, precision)
-        row['input_shape'] = (list(runner.input_size) if isinstance(runner, DetectorEngine)
+        row.update(getattr(runner, 'row_fields', {}))
+        row['input_shape'] = (list(runner.input_size) if isinstance(runner, (DetectorEngine, RuntimeDetector))
                               else list(self.data['inputs'].shape[-2:]))
         row['nms_candidates_per_image'] = self.count_candidates(runner, variant, precision)
         step, context = timed_step(runner, mode, self.images, self.data, self.device, precision)
@@ -136,7 +157,8 @@ class ModelBench:
         options = getattr(runner, 'options', None)
         warmup = max(self.settings.warmup, 1) if options is not None and (options.compile or options.cuda_graph) \
             else self.settings.warmup
-        weights = module_bytes(runner.model if isinstance(runner, DetectorEngine) else runner)
+        weights = module_bytes(runner.model if isinstance(runner, DetectorEngine)
+                               else runner.module if isinstance(runner, RuntimeDetector) else runner)
         with PeakMemory(self.device, weights) as memory:
             timer.warm_up(warmup, self.settings.iters, min_repeat_seconds(self.settings, self.device))
         row['peak_memory_mib'] = memory.mib

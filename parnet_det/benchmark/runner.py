@@ -14,7 +14,7 @@ from .measurement import ModelBench, model_fields
 from .rows import failed_row_fields, row_key
 from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
 from .timing import BlockFailed, BlockTimer, hardware_name, interleave
-from .variants import reset_compiled
+from .variants import reset_compiled, runtime_skip
 
 
 def _cases(settings: BenchmarkSettings) -> List[tuple]:
@@ -142,7 +142,13 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log:
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels during warm-up
     hardware, done = hardware_name(device), set(done)
-    pending = [case for case in _cases(settings)
+    skips = {(variant, precision): runtime_skip(variant, precision, device)
+             for variant in settings.variants for precision in settings.precisions}
+    for (variant, precision), skip in skips.items():
+        if skip is not None:  # one line, and its rows left out
+            log(f'{variant} {precision}: skipped: {skip}')
+    cases = [case for case in _cases(settings) if skips[case[2], case[3]] is None]
+    pending = [case for case in cases
                if any(_case_key(spec, form, case, hardware) not in done for spec in models for form in settings.forms)]
     total = len(pending) * len(models) * len(settings.forms)
     benches = _benches(models, settings, device) if pending else []

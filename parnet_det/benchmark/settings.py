@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.config import Config
 
+from ..deploy import RUNTIMES
 from ..inference import InferenceOptions
 from ..utils.checkpoint import load_checkpoint_file
 from ..utils.config import load_config
@@ -49,8 +50,9 @@ class BenchmarkSettings:
         batch_sizes (Sequence[int]): Images per batch.
         precisions (Sequence[str]): Names from :data:`~.timing.PRECISIONS`.
         forms (Sequence[str]): 'deploy' (ParNet branches folded) and/or 'train'.
-        variants (Sequence[str]): 'mmdet' and/or engine fast-path combinations
-            (see :mod:`.variants`); the first is the reference of the speed-up column.
+        variants (Sequence[str]): 'mmdet', engine fast-path combinations and/or runtimes ('onnxruntime',
+            'openvino'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
+            that cannot run here (not installed, not fp32, not the CPU) is skipped with one line.
         device (str): 'cpu', 'cuda' or 'cuda:N'.
         warmup (int): Untimed iterations before each measurement.
         iters (int): Iterations per timed repeat, at least.
@@ -198,7 +200,7 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
     if unknown_forms:
         raise ValueError(f'unknown form(s) {", ".join(unknown_forms)}; choose from {", ".join(FORMS)}')
     for variant in settings.variants:
-        if variant != MMDET_VARIANT:
+        if variant not in (MMDET_VARIANT, *RUNTIMES):
             for precision in settings.precisions:
                 InferenceOptions.from_variant(variant, precision).check(device)
     if settings.min_repeat_s is not None and settings.min_repeat_s < 0:

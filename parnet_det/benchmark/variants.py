@@ -10,6 +10,12 @@
   ``channels_last``, ``compile``, ``cuda_graph``); reduced precisions cast the
   network's weights and input (decoding and NMS stay fp32).
 
+- ``onnxruntime`` / ``openvino``: the folded detector exported to ONNX once per
+  model, input size and batch (:class:`~parnet_det.deploy.RuntimeDetector`), run
+  in that runtime on the CPU in fp32; the export and the runtime's compilation
+  are timed apart (``export_s``, ``compile_s``), and every row records the
+  parity of its boxes and scores with PyTorch before NMS (``parity_*``).
+
 Modes:
 
 - ``network``: on a batch that was pre-processed beforehand and already lies
@@ -20,23 +26,54 @@ Modes:
   images in host memory to boxes in original pixels: for ``mmdet``, packing as
   ``PackDetInputs`` does and ``model.test_step`` (data preprocessor, network,
   decoding and NMS per image); for the engine, copy to the device, resize and
-  letterbox there, normalisation, the network, and batched NMS.
+  letterbox there, normalisation, the network, and batched NMS; for a runtime,
+  on the network's side (``network``) the graph on the letterboxed pixels
+  (normalisation, network, box decoding: RTMDet's protocol, no NMS), end to end
+  the letterbox on the host, the graph, then the head's post-processing on the
+  host (:data:`~parnet_det.deploy.runtime_detector.END2END_NMS`).
 """
 import copy
+import os.path as osp
+import tempfile
 from contextlib import ExitStack, contextmanager
-from typing import Callable, ContextManager, Iterator, Sequence, Tuple, Union
+from typing import Callable, ContextManager, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..deploy import RUNTIMES, RuntimeDetector, runtime_missing
 from ..inference import DetectorEngine, InferenceOptions
 from .inputs import pack_images
 from .settings import MMDET_VARIANT
 from .timing import autocast
 
-Runner = Union[nn.Module, DetectorEngine]
+Runner = Union[nn.Module, DetectorEngine, RuntimeDetector]
+
+
+def runtime_skip(variant: str, precision: str, device: torch.device) -> Optional[str]:
+    """Why the rows of a runtime variant cannot be measured here, in one line; None for any other variant
+    and for a runtime that can run (installed, fp32, on the CPU)."""
+    if variant not in RUNTIMES:
+        return None
+    missing = runtime_missing(variant)
+    if missing is not None:
+        return missing
+    if precision != 'fp32':
+        return f'{variant} rows are fp32 only (the graph is exported in fp32), not {precision}'
+    if device.type != 'cpu':
+        return f'{variant} rows run on the CPU; this run measures {device}'
+    return None
+
+
+def build_runtime(model: nn.Module, cfg: Config, form: str, runtime: str, side: int, batch_size: int,
+                  threads: Optional[int]) -> RuntimeDetector:
+    """A copy of ``model`` exported at ``side`` x ``side`` and ``batch_size`` (the file in a temporary folder,
+    removed once the runtime has loaded it) and opened in ``runtime``."""
+    engine = DetectorEngine(copy.deepcopy(model).cpu(), cfg, 'cpu', deploy=form == 'deploy', input_size=(side, side))
+    with tempfile.TemporaryDirectory(prefix='parnet_det_onnx_') as folder:
+        return RuntimeDetector.export(engine, runtime, osp.join(folder, 'model.onnx'), batch_size, threads=threads)
 
 
 def build_runner(model: nn.Module, cfg: Config, form: str, variant: str, precision: str,
@@ -62,7 +99,7 @@ def reset_compiled(variant: str) -> None:
     compiles the same forward again, and past dynamo's recompilation limit it would silently run eagerly; a
     reset between the runners of one setting would make the earlier ones recompile inside their timed
     repeats."""
-    if variant != MMDET_VARIANT and InferenceOptions.from_variant(variant, 'fp32').compile:
+    if variant not in (MMDET_VARIANT, *RUNTIMES) and InferenceOptions.from_variant(variant, 'fp32').compile:
         torch._dynamo.reset()
 
 
@@ -102,6 +139,11 @@ def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: di
         device (torch.device): Where it runs.
         precision (str): The mmdet variant's autocast precision.
     """
+    if isinstance(runner, RuntimeDetector):
+        if mode == 'network':
+            pixels, _ = runner.pixels(images)
+            return (lambda: runner.network(pixels)), torch.inference_mode
+        return (lambda: runner(images)), torch.inference_mode
     if isinstance(runner, DetectorEngine):
         if mode == 'network':
             batch, _ = runner.preprocess(images)

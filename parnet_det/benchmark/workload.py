@@ -12,7 +12,10 @@ same method to do exactly that work on the batch that is timed.
 A head takes part through a :class:`HeadAdapter`: which output channels of
 which prediction convs are class scores, objectness, box centres and box
 sizes, and which boxes reach its NMS. Decoding and NMS are the head's own
-``predict_by_feat``.
+``predict_by_feat``. A head without objectness (RTMDet's) gets its candidate
+count from a shift of its class logits instead; a conv whose output the head
+transforms before returning it (RTMDet's box distances, ``exp(t) x stride``)
+is shifted by running the head again on the same features.
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -40,10 +43,13 @@ class HeadAdapter:
         candidates (Callable): ``candidates(head, cls, obj)`` with the logits flattened to (B, N, C) and
             (B, N) -> the (box, class) pairs that reach the head's NMS (its ``test_cfg``), summed over the batch.
         size_range (tuple): Shifts of the box-size logits searched (bigger boxes overlap more: fewer survive).
+        score_role (str): The role whose bias shift sets the candidate count: 'obj', or 'cls' for a head
+            without objectness (``obj`` is then None in ``candidates``).
     """
     layout: Callable[[nn.Module], Layout]
-    candidates: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+    candidates: Callable[[nn.Module, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
     size_range: Tuple[float, float]
+    score_role: str = 'obj'
 
 
 def _yolox_layout(head: nn.Module) -> Layout:
@@ -74,11 +80,26 @@ def _multi_label_candidates(head: nn.Module, cls: torch.Tensor, obj: torch.Tenso
     return passing.sum()
 
 
+def _rtmdet_layout(head: nn.Module) -> Layout:
+    # Per level a class conv (C logits) and a box conv (l, t, r, b: exp(t) x stride with exp_on_reg); no objectness.
+    every_class = torch.arange(head.cls_out_channels)[None]
+    return [dict(cls=(cls, every_class), size=(reg, torch.tensor([[0, 1, 2, 3]])))
+            for cls, reg in zip(head.rtm_cls, head.rtm_reg)]
+
+
+def _sigmoid_pair_candidates(head: nn.Module, cls: torch.Tensor, obj: Optional[torch.Tensor]) -> torch.Tensor:
+    # RTMDetHead.predict_by_feat: every (prior, class) whose sigmoid score passes score_thr (nms_pre, 30000 in
+    # mmdet's configs, is above the controlled counts).
+    return (cls.sigmoid() > head.test_cfg.score_thr).sum()
+
+
 # Head class name -> adapter; a head is found by its class or a parent's. Box sizes: YOLOX's are
 # e^(t + s) strides, YOLOv4-CSP's (2 sigmoid(t + s))^2 anchors (at most 4 anchors).
 ADAPTERS: Dict[str, HeadAdapter] = {
     'YOLOXHead': HeadAdapter(_yolox_layout, _best_class_candidates, size_range=(-2.0, 6.0)),
     'YOLOv4CSPHead': HeadAdapter(_yolov4_csp_layout, _multi_label_candidates, size_range=(-6.0, 6.0)),
+    # Distances of exp(t + s) strides (RTMDet-m/-l set exp_on_reg), as YOLOX's sizes.
+    'RTMDetHead': HeadAdapter(_rtmdet_layout, _sigmoid_pair_candidates, size_range=(-2.0, 6.0), score_role='cls'),
 }
 
 
@@ -123,23 +144,34 @@ class HeadOutputs:
             raise TypeError(f'{type(self.head).__name__}: the controlled workload knows the heads '
                             f'{", ".join(ADAPTERS)}; benchmark with checkpoints, or with --candidates 0')
         self.layout = self.adapter.layout(self.head)
-        convs = list(dict.fromkeys(conv for level in self.layout for conv, _ in level.values()))
+        self.inputs = inputs
+        with torch.inference_mode():
+            self.features = model.extract_feat(inputs)
+        outputs, seen = self.conv_outputs()
+        self.paths = {conv: _find(outputs, seen[conv]) for conv in seen}
+        # The score roles are read from the outputs; other roles may be transformed there (see shifted).
+        unplaced = [role for level in self.layout for role, (conv, _) in level.items()
+                    if self.paths[conv] is None and role in ('cls', 'obj')]
+        if unplaced:
+            raise TypeError(f'{type(self.head).__name__}: the {unplaced[0]} conv\'s output is not one of the head\'s '
+                            'outputs')
+
+    def head_outputs(self, inputs: Optional[torch.Tensor] = None):
+        """The head's outputs on ``inputs`` (None: on the features of the batch it was set up with)."""
+        with torch.inference_mode():
+            return self.model._forward(inputs) if inputs is not None else self.head(self.features)
+
+    def conv_outputs(self):
+        """The head's outputs on the set-up batch, and every prediction conv's own output."""
         seen = {}
+        convs = dict.fromkeys(conv for level in self.layout for conv, _ in level.values())
         handles = [conv.register_forward_hook(lambda module, args, output: seen.__setitem__(module, output))
                    for conv in convs]
         try:
-            outputs = self.head_outputs(inputs)
+            return self.head_outputs(), seen
         finally:
             for handle in handles:
                 handle.remove()
-        self.paths = {conv: _find(outputs, seen[conv]) for conv in convs}
-        unplaced = [type(self.head).__name__ for conv, path in self.paths.items() if path is None]
-        if unplaced:
-            raise TypeError(f'{unplaced[0]}: a prediction conv\'s output is not one of the head\'s outputs')
-
-    def head_outputs(self, inputs: torch.Tensor):
-        with torch.inference_mode():
-            return self.model._forward(inputs)
 
     def logits(self, outputs, role: str) -> torch.Tensor:
         """(B, N, values) of ``role``, the priors of all levels (and anchors) in a row, as fp32."""
@@ -155,15 +187,35 @@ class HeadOutputs:
 
     def count_candidates(self, outputs, batch_size: int) -> float:
         """Mean (box, class) pairs per image that reach the head's NMS, from its raw ``outputs``."""
-        found = self.adapter.candidates(self.head, self.logits(outputs, 'cls'), self.logits(outputs, 'obj')[..., 0])
+        found = self.adapter.candidates(self.head, self.logits(outputs, 'cls'), self.objectness(outputs))
         return found.item() / batch_size
 
+    def objectness(self, outputs) -> Optional[torch.Tensor]:
+        """(B, N) objectness logits; None for a head without objectness."""
+        return self.logits(outputs, 'obj')[..., 0] if 'obj' in self.layout[0] else None
+
     def shifted(self, outputs, shifts: Dict[str, float]):
-        """A copy of ``outputs`` with ``shifts[role]`` added to that role's logits (what a bias shift gives)."""
+        """A copy of ``outputs`` with ``shifts[role]`` added to that role's logits (what a bias shift gives).
+
+        A role whose conv's output the head transforms (not among ``outputs`` as it is) is shifted by running
+        the head again on the set-up features with that conv's bias shifted (and restored)."""
+        rerun = [(level[role], shift) for level in self.layout for role, shift in shifts.items()
+                 if self.paths[level[role][0]] is None]
+        if rerun:
+            with torch.no_grad():
+                for (conv, channels), shift in rerun:
+                    conv.bias[channels.flatten()] += shift
+                try:
+                    outputs = self.head_outputs()
+                finally:
+                    for (conv, channels), shift in rerun:
+                        conv.bias[channels.flatten()] -= shift
         copies = {}
         for level in self.layout:
             for role, shift in shifts.items():
                 conv, channels = level[role]
+                if self.paths[conv] is None:
+                    continue
                 if conv not in copies:
                     copies[conv] = _at(outputs, self.paths[conv]).clone()
                 copies[conv][:, channels.flatten()] += shift
@@ -179,14 +231,15 @@ class HeadOutputs:
         return rebuild(outputs, ())
 
 
-def _standardize(head_outputs: HeadOutputs, outputs, std: Dict[str, float]) -> None:
+def _standardize(head_outputs: HeadOutputs, conv_outputs: Dict[nn.Module, torch.Tensor],
+                 std: Dict[str, float]) -> None:
     """Scale and shift each role's channels so that their logits (computed with a zero bias) have mean 0
     and ``std[role]`` at every level."""
     with torch.no_grad():
         for level in head_outputs.layout:
             for role, (conv, channels) in level.items():
                 index = channels.flatten()
-                logits = _at(outputs, head_outputs.paths[conv])[:, index.to(conv.weight.device)].float()
+                logits = conv_outputs[conv][:, index.to(conv.weight.device)].float()
                 scale = std[role] / logits.std().clamp_min(1e-12)
                 conv.weight[index] *= scale
                 conv.bias[index] = -logits.mean(dim=(0, 2, 3)) * scale
@@ -219,7 +272,8 @@ def control_workload(model: nn.Module, inputs: torch.Tensor, metas: Sequence[dic
        deviation 1 (class and objectness logits) or 0.3 (box offsets and
        sizes, in strides) at every level: scores and boxes vary from prior to
        prior as a trained head's do;
-    2. one shift b of every objectness bias, found by bisection, makes the
+    2. one shift b of every objectness bias (class bias for a head without
+       objectness), found by bisection, makes the
        mean number of pairs that pass the head's ``score_thr`` (the adapter's
        rule, e.g. YOLOX's best class x objectness) equal ``candidates`` (at most
        half the priors);
@@ -248,24 +302,30 @@ def control_workload(model: nn.Module, inputs: torch.Tensor, metas: Sequence[dic
         for conv in head_outputs.paths:
             conv.bias.zero_()
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator))
-    _standardize(head_outputs, head_outputs.head_outputs(inputs), ROLE_STD)
-    outputs = head_outputs.head_outputs(inputs)
-    cls, obj = head_outputs.logits(outputs, 'cls'), head_outputs.logits(outputs, 'obj')[..., 0]
-    target = min(candidates, obj.shape[1] // 2)
-    count = lambda shift: head_outputs.adapter.candidates(head_outputs.head, cls, obj + shift).item() / len(inputs)
+    _standardize(head_outputs, head_outputs.conv_outputs()[1], ROLE_STD)
+    outputs = head_outputs.head_outputs()
+    logits = dict(cls=head_outputs.logits(outputs, 'cls'), obj=head_outputs.objectness(outputs))
+    role = head_outputs.adapter.score_role
+    target = min(candidates, logits['cls'].shape[1] // 2)
+
+    def count(shift: float) -> float:
+        shifted = dict(logits, **{role: logits[role] + shift})
+        return head_outputs.adapter.candidates(head_outputs.head, shifted['cls'], shifted['obj']).item() / len(inputs)
+
     objectness_shift = _bisect(count, target, increasing=True, low=-30.0, high=30.0, steps=40)
 
     def mean_detections(size_shift: float) -> float:
-        shifted = head_outputs.shifted(outputs, dict(obj=objectness_shift, size=size_shift))
+        shifted = head_outputs.shifted(outputs, {role: objectness_shift, 'size': size_shift})
         with torch.inference_mode():
             results = head_outputs.head.predict_by_feat(*shifted, batch_img_metas=list(metas), rescale=False)
         return sum(len(result) for result in results) / len(inputs)
 
     low, high = head_outputs.adapter.size_range
     size_shift = _bisect(mean_detections, detections, increasing=False, low=low, high=high, steps=16)
+    reached = round(mean_detections(size_shift))  # before the shifts go into the biases (shifted() adds them)
     with torch.no_grad():
         for level in head_outputs.layout:
-            for role, shift in (('obj', objectness_shift), ('size', size_shift)):
-                conv, channels = level[role]
+            for shifted_role, shift in ((role, objectness_shift), ('size', size_shift)):
+                conv, channels = level[shifted_role]
                 conv.bias[channels.flatten()] += shift
-    return target, round(mean_detections(size_shift))
+    return target, reached

@@ -7,7 +7,7 @@ import torch
 from .onnx_export import INPUT_NAME, OUTPUT_NAMES, OnnxExportWrapper, require
 
 
-def _errors(actual: torch.Tensor, expected: torch.Tensor) -> Tuple[float, float]:
+def output_errors(actual: torch.Tensor, expected: torch.Tensor) -> Tuple[float, float]:
     """Max absolute error and relative error (error norm / reference norm); inf where only one side is finite,
     either is NaN or the shapes differ."""
     if actual.shape != expected.shape:
@@ -129,8 +129,8 @@ def check_onnx_against_pytorch(onnx_path: str, module: OnnxExportWrapper, inputs
         list(OUTPUT_NAMES), {INPUT_NAME: inputs.numpy()}))
     with torch.inference_mode():
         torch_boxes, torch_scores = module(inputs)
-    boxes_max_abs, boxes_rel = _errors(onnx_boxes, torch_boxes)
-    scores_max_abs, scores_rel = _errors(onnx_scores, torch_scores)
+    boxes_max_abs, boxes_rel = output_errors(onnx_boxes, torch_boxes)
+    scores_max_abs, scores_rel = output_errors(onnx_scores, torch_scores)
 
     height, width = inputs.shape[2:]
     # Detections stay in input pixels.

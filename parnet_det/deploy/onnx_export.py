@@ -85,10 +85,10 @@ class OnnxExportWrapper(nn.Module):
 
     def __init__(self, network: DenseDetectorNetwork, settings: PreprocessSettings) -> None:
         super().__init__()
-        if not (network.decodes_boxes or hasattr(network.bbox_head, 'boxes_and_scores')):
-            raise ValueError(f'{type(network.bbox_head).__name__}: only YOLOX-style heads (YOLOXHead) and heads with '
-                             'boxes_and_scores export their box decoding to ONNX; this head decodes in mmdet\'s '
-                             'predict_by_feat')
+        if not network.exports_boxes:
+            raise ValueError(f'{type(network.bbox_head).__name__}: only YOLOX-style heads (YOLOXHead), RTMDet heads '
+                             'and heads with boxes_and_scores export their box decoding to ONNX; this head decodes '
+                             'in mmdet\'s predict_by_feat')
         self.network = network
         self.settings = settings
         # Non-persistent: the normalisation comes from the config, not from the checkpoint.
@@ -113,9 +113,7 @@ class OnnxExportWrapper(nn.Module):
             images = images.flip(1)
         if self.mean is not None:
             images = (images - self.mean) / self.std
-        outputs = self.network(images)
-        # A head that decodes itself (YOLOv4CSPHead) returns its raw maps from the network.
-        return outputs if self.network.decodes_boxes else self.network.bbox_head.boxes_and_scores(*outputs)
+        return self.network.boxes_and_scores(self.network(images))
 
     def letterboxed_inputs(self, batch_size: int, seed: int = 0) -> torch.Tensor:
         """A batch shaped like the graph's input: random pixels over the top 3/4 of the rows (a landscape
@@ -190,7 +188,15 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         # A RectLetterbox config gives each image its own rectangle; a graph needs one shape: the Resize scale.
         engine.set_input_size(engine.preprocess.settings.resize_scale[::-1])
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
+    return export_wrapper(module, out, batch_size, dynamic_batch, opset)
 
+
+def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dynamic_batch: bool = False,
+                   opset: Optional[int] = None) -> OnnxExport:
+    """Export a built :class:`OnnxExportWrapper` (a folded detector already in memory, e.g. the benchmark's)
+    to ``out``, written through a temporary file next to it; the arguments as :func:`export_onnx`'s."""
+    for module_name in ('onnx', 'onnxscript'):
+        require(module_name, 'ONNX export')
     dynamic_shapes = None
     traced_batch = batch_size
     if dynamic_batch:

@@ -10,7 +10,7 @@ from typing import Dict, List, Tuple, Union
 import torch
 import torch.nn as nn
 
-from mmdet.models.dense_heads import YOLOXHead
+from mmdet.models.dense_heads import RTMDetHead, YOLOXHead
 from mmdet.models.detectors import SingleStageDetector
 
 
@@ -25,7 +25,10 @@ class DenseDetectorNetwork(nn.Module):
     - ``scores`` (B, N, num_classes): class probability x objectness, fp32;
 
     where N sums H x W over the head's levels. With any other head the forward
-    returns the head's raw outputs; mmdet's ``predict_by_feat`` decodes them.
+    returns the head's raw outputs; mmdet's ``predict_by_feat`` decodes them, and
+    :meth:`boxes_and_scores` gives the same dense boxes and scores (before NMS) for
+    every head that can be exported: YOLOX's, a head with its own ``boxes_and_scores``
+    (YOLOv4CSPHead) and RTMDet's (:meth:`decode_rtmdet`).
 
     The head's outputs are cast to fp32 before decoding, so a network cast to
     fp16 / bf16 still decodes in fp32.
@@ -58,6 +61,49 @@ class DenseDetectorNetwork(nn.Module):
             return head_outputs
         cls_scores, bbox_preds, objectnesses = ([level.float() for level in outputs] for outputs in head_outputs)
         return self.decode(cls_scores, bbox_preds, objectnesses)
+
+    @property
+    def exports_boxes(self) -> bool:
+        """Whether :meth:`boxes_and_scores` can decode this head's outputs (and so an ONNX graph can)."""
+        return (self.decodes_boxes or hasattr(self.bbox_head, 'boxes_and_scores')
+                or isinstance(self.bbox_head, RTMDetHead))
+
+    def boxes_and_scores(self, outputs) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The forward's ``outputs`` as dense ``boxes`` (B, N, 4, input pixels, not clipped) and ``scores``
+        (B, N, num_classes), fp32, before any threshold or NMS."""
+        if self.decodes_boxes:
+            return outputs
+        if isinstance(self.bbox_head, RTMDetHead):
+            return self.decode_rtmdet(*outputs)
+        if hasattr(self.bbox_head, 'boxes_and_scores'):
+            return self.bbox_head.boxes_and_scores(*outputs)
+        raise ValueError(f'{type(self.bbox_head).__name__}: no dense decoding outside mmdet\'s predict_by_feat '
+                         '(YOLOX heads, RTMDet heads and heads with boxes_and_scores have one)')
+
+    def decode_rtmdet(self, cls_scores: List[torch.Tensor],
+                      bbox_preds: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decode RTMDet head outputs as ``RTMDetHead.predict_by_feat`` does before its threshold and NMS.
+
+        RTMDet's head predicts, per point prior (x, y) (offset 0), the distances
+        (l, t, r, b) to the box's sides, already in pixels (the head multiplies by the
+        stride): box = (x - l, y - t, x + r, y + b), mmdet's ``DistancePointBBoxCoder``;
+        scores are the sigmoid of the class logits (no objectness). mmdet clips the
+        boxes to the image before NMS; here they stay unclipped, as every graph output.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (B, num_classes, H, W) logits.
+            bbox_preds (list[Tensor]): Per level, (B, 4, H, W) distances in pixels.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``boxes`` (B, N, 4) and ``scores`` (B, N, num_classes), fp32.
+        """
+        batch = cls_scores[0].shape[0]
+        flat = lambda levels, width: torch.cat(
+            [level.float().permute(0, 2, 3, 1).reshape(batch, -1, width) for level in levels], dim=1)
+        points = self._grid_priors([level.shape[2:] for level in cls_scores], cls_scores[0].device)[:, :2]
+        distances = flat(bbox_preds, 4)
+        boxes = torch.cat([points - distances[..., :2], points + distances[..., 2:]], dim=-1)
+        return boxes, flat(cls_scores, self.bbox_head.cls_out_channels).sigmoid()
 
     def _grid_priors(self, feature_sizes: List[torch.Size], device: torch.device) -> torch.Tensor:
         """(N, 4) priors (x, y, stride_w, stride_h) of all levels; cached per feature size in eager mode."""

@@ -1,11 +1,14 @@
 """Post-processing of dense detections: YOLOX's (batched: score threshold, rescale, NMS over many images at
 once, top-k) and YOLOv4-CSP's official test (multi-label, NMS, then the clip)."""
+import functools
 from typing import Callable, List, Sequence, Tuple
 
 import mmcv.ops
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
+
+from mmdet.models.dense_heads import RTMDetHead, YOLOXHead
 
 from ..models.dense_heads import boxes_to_image, select_detections
 
@@ -117,7 +120,7 @@ def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, meta
 
 
 def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict],
-                                      test_cfg: ConfigDict) -> List[InstanceData]:
+                                      test_cfg: ConfigDict, clip_first: bool = False) -> List[InstanceData]:
     """YOLOv4-CSP's official COCO test on decoded boxes and scores (an exported graph's outputs), per image.
 
     What ``YOLOv4CSPHead.predict_by_feat(..., rescale=True)`` does after its decode:
@@ -136,6 +139,8 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
             ``ori_shape`` and, letterboxed centred, ``pad_param``, as
             :class:`~parnet_det.inference.BatchPreprocessor` returns them.
         test_cfg (ConfigDict): The head's ``test_cfg``.
+        clip_first (bool): Clip the boxes to ``img_shape`` before NMS, as mmdet's ``RTMDetHead`` decodes
+            (its ``nms_pre`` top-k is not applied). Defaults to False (the official YOLOv4-CSP order).
 
     Returns:
         list[InstanceData]: Per image, ``bboxes`` (n, 4) in original pixels, ``scores`` (n,), ``labels`` (n,).
@@ -145,7 +150,22 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
                          'the objectness is not among the outputs; use the head\'s predict_by_feat')
     results = []
     for image_boxes, image_scores, meta in zip(boxes.float(), scores.float(), metas):
+        if clip_first:
+            height, width = meta['img_shape'][:2]
+            image_boxes = torch.stack([image_boxes[:, 0].clamp(0, width), image_boxes[:, 1].clamp(0, height),
+                                       image_boxes[:, 2].clamp(0, width), image_boxes[:, 3].clamp(0, height)], 1)
         kept_boxes, kept_scores, labels = select_detections(image_boxes, image_scores, test_cfg)
         results.append(InstanceData(bboxes=boxes_to_image(kept_boxes, meta, rescale=True), scores=kept_scores,
                                     labels=labels))
     return results
+
+
+def dense_postprocess(head) -> Callable[[torch.Tensor, torch.Tensor, Sequence[dict], ConfigDict],
+                                        List[InstanceData]]:
+    """The post-processing of a head's dense boxes and scores (an exported graph's outputs): YOLOX's
+    best-class test for a ``YOLOXHead`` (:func:`postprocess_dense_detections`), else the multi-label one
+    (:func:`postprocess_multilabel_detections`: YOLOv4-CSP's official test; for RTMDet's head, mmdet's
+    multi-label selection, clip and per-class NMS)."""
+    if isinstance(head, RTMDetHead):
+        return functools.partial(postprocess_multilabel_detections, clip_first=True)
+    return postprocess_dense_detections if isinstance(head, YOLOXHead) else postprocess_multilabel_detections

@@ -1,0 +1,54 @@
+"""Detect objects in images and videos with the exported detector in ONNX Runtime or OpenVINO: the documented
+equivalent of `tools/infer.py --runtime`, writing the same outputs (drawn copies, detections.jsonl and
+detections.json) through the same MediaInferencer.
+
+    python tools/deploy/infer_runtime.py CONFIG CHECKPOINT INPUT [INPUT ...] --runtime onnxruntime|openvino
+        [--onnx MODEL.onnx] [--out-dir DIR] [--score-thr 0.3] [--batch-size 1] [--no-draw] [--threads N]
+        [--cfg-options key=value ...]
+
+The detector is folded and exported at the config's test size with a dynamic batch (or --onnx names a graph
+exported before from the same config and checkpoint with tools/deploy/export_onnx.py --dynamic-batch) and
+run on the CPU in fp32: the letterbox on the host, normalisation, network and box decoding in the graph,
+then the head's post-processing on the host (YOLOX's batched NMS, or the multi-label test of YOLOv4-CSP /
+YOLOR and RTMDet). Needs requirements/deploy.txt; a missing runtime is said in one line.
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from parnet_det.apis.inferencer import MediaInferencer
+from parnet_det.apis.runtime_predictor import load_runtime_predictor
+from parnet_det.deploy import RUNTIMES
+from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.warnings_filter import filter_known_warnings
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='detector config (single-stage)')
+    parser.add_argument('checkpoint', help='its weights, training or deploy form')
+    parser.add_argument('inputs', nargs='+', help='image files, folders and videos')
+    parser.add_argument('--runtime', choices=list(RUNTIMES), required=True, help='the runtime to run the graph in')
+    parser.add_argument('--onnx', help='a graph exported before (with --dynamic-batch); default: export now')
+    parser.add_argument('--out-dir', default='outputs', help='new or empty folder for the outputs')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='detections scoring under it are not kept')
+    parser.add_argument('--batch-size', type=positive_int, default=1, help='images per runtime call')
+    parser.add_argument('--no-draw', dest='draw', action='store_false', help='write only the detections')
+    parser.add_argument('--threads', type=positive_int, help="the runtime's threads (default: its own)")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (key=value)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with user_errors(FileNotFoundError, ImportError, ValueError):
+        predict, dataset_meta = load_runtime_predictor(args.config, args.checkpoint, args.runtime, args.onnx,
+                                                       args.cfg_options, args.score_thr, args.threads)
+        inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size, args.draw)
+        report = inferencer(args.inputs)
+    print(f'{report.images} images in {args.runtime} {predict.session.version}; detections in {report.json_path}')
+
+
+if __name__ == '__main__':
+    filter_known_warnings()
+    main()
