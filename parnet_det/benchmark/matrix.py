@@ -33,8 +33,8 @@ YOLOV4_CSP_RECIPE = Recipe("YOLOv4-CSP (the published detector's neck, head and 
                            'yolov4_csp_coco', ('yolov4_csp_parnet_xl_coco', 'yolov4_csp_parnet_xl_csp_coco',
                                                'yolov4_csp_parnet_s_coco', 'yolov4_csp_parnet_m_coco'))
 # The detectors a user would pick instead, from mmdet's own configs (configs/reference/): random weights, folded
-# and under the controlled workload like every model; their published AP is in the report as published
-# (:data:`.published.PUBLISHED`), never measured here.
+# and under the controlled workload like every model. Their published AP is quoted (source named) in their configs,
+# never measured here; the report has no published-AP column yet.
 REFERENCE_RECIPE = Recipe("Detectors a user would pick instead (mmdet's RTMDet-m/-l and YOLOX-L, random weights), "
                           'beside the published YOLOv4-CSP', 'yolov4_csp_coco',
                           ('reference/rtmdet_m_coco', 'reference/rtmdet_l_coco', 'reference/yolox_l_coco'))

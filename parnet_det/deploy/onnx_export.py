@@ -53,9 +53,8 @@ from ..inference import (
     DenseDetectorNetwork,
     DetectorEngine,
     PreprocessSettings,
+    dense_postprocess,
     per_channel,
-    postprocess_dense_detections,
-    postprocess_multilabel_detections,
 )
 from ..models.builder import build_detector
 from ..utils.fileio import check_writable_file
@@ -103,9 +102,7 @@ class OnnxExportWrapper(nn.Module):
 
     def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict]) -> List[InstanceData]:
         """The head's own post-processing of the graph's outputs (see the module's docstring), per image."""
-        if self.network.decodes_boxes:
-            return postprocess_dense_detections(boxes, scores, metas, self.test_cfg)
-        return postprocess_multilabel_detections(boxes, scores, metas, self.test_cfg)
+        return dense_postprocess(self.network.bbox_head)(boxes, scores, metas, self.test_cfg)
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         # The same steps, in the same order, as BatchPreprocessor after its letterbox.

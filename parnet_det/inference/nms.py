@@ -1,6 +1,5 @@
 """Post-processing of dense detections: YOLOX's (batched: score threshold, rescale, NMS over many images at
 once, top-k) and YOLOv4-CSP's official test (multi-label, NMS, then the clip)."""
-import functools
 from typing import Callable, List, Sequence, Tuple
 
 import mmcv.ops
@@ -10,7 +9,7 @@ from mmengine.structures import InstanceData
 
 from mmdet.models.dense_heads import RTMDetHead, YOLOXHead
 
-from ..models.dense_heads import boxes_to_image, select_detections
+from ..models.dense_heads import boxes_to_image, clip_to, select_detections
 
 
 def _tiled_nms(boxes: torch.Tensor, scores: torch.Tensor, image_ids: torch.Tensor, labels: torch.Tensor,
@@ -120,7 +119,7 @@ def postprocess_dense_detections(boxes: torch.Tensor, scores: torch.Tensor, meta
 
 
 def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict],
-                                      test_cfg: ConfigDict, clip_first: bool = False) -> List[InstanceData]:
+                                      test_cfg: ConfigDict) -> List[InstanceData]:
     """YOLOv4-CSP's official COCO test on decoded boxes and scores (an exported graph's outputs), per image.
 
     What ``YOLOv4CSPHead.predict_by_feat(..., rescale=True)`` does after its decode:
@@ -139,8 +138,6 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
             ``ori_shape`` and, letterboxed centred, ``pad_param``, as
             :class:`~parnet_det.inference.BatchPreprocessor` returns them.
         test_cfg (ConfigDict): The head's ``test_cfg``.
-        clip_first (bool): Clip the boxes to ``img_shape`` before NMS, as mmdet's ``RTMDetHead`` decodes
-            (its ``nms_pre`` top-k is not applied). Defaults to False (the official YOLOv4-CSP order).
 
     Returns:
         list[InstanceData]: Per image, ``bboxes`` (n, 4) in original pixels, ``scores`` (n,), ``labels`` (n,).
@@ -150,22 +147,53 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
                          'the objectness is not among the outputs; use the head\'s predict_by_feat')
     results = []
     for image_boxes, image_scores, meta in zip(boxes.float(), scores.float(), metas):
-        if clip_first:
-            height, width = meta['img_shape'][:2]
-            image_boxes = torch.stack([image_boxes[:, 0].clamp(0, width), image_boxes[:, 1].clamp(0, height),
-                                       image_boxes[:, 2].clamp(0, width), image_boxes[:, 3].clamp(0, height)], 1)
         kept_boxes, kept_scores, labels = select_detections(image_boxes, image_scores, test_cfg)
         results.append(InstanceData(bboxes=boxes_to_image(kept_boxes, meta, rescale=True), scores=kept_scores,
                                     labels=labels))
     return results
 
 
+def postprocess_mmdet_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor, metas: Sequence[dict],
+                                            test_cfg: ConfigDict) -> List[InstanceData]:
+    """mmdet's ``BaseDenseHead`` test (RTMDet's) on decoded boxes and scores (an exported graph's outputs).
+
+    In mmdet's order (``_predict_by_feat_single``, ``_bbox_post_process``): every
+    (box, class) scoring over ``score_thr``; boxes clipped to ``img_shape``, scaled to
+    the original image; those not wider and taller than ``min_bbox_size`` (if set)
+    dropped; per-class NMS; the ``max_per_img`` best. mmdet's ``nms_pre`` top-k per
+    level is not applied (RTMDet's 30000 exceeds the candidates of any input up to
+    ~850 px with 80 classes at the scores of a trained model).
+
+    Args:
+        boxes (Tensor): (B, N, 4) x1, y1, x2, y2 in input-batch pixels.
+        scores (Tensor): (B, N, C) class probabilities.
+        metas (Sequence[dict]): Per image, ``img_shape`` and ``scale_factor`` (w, h).
+        test_cfg (ConfigDict): The head's ``test_cfg``.
+
+    Returns:
+        list[InstanceData]: Per image, ``bboxes`` (n, 4) in original pixels, ``scores`` (n,), ``labels`` (n,).
+    """
+    results = []
+    min_size = test_cfg.get('min_bbox_size', -1)
+    for image_boxes, image_scores, meta in zip(boxes.float(), scores.float(), metas):
+        scale_w, scale_h = meta['scale_factor']
+        image_boxes = clip_to(image_boxes, *meta['img_shape'][:2]) / image_boxes.new_tensor(
+            [scale_w, scale_h, scale_w, scale_h])
+        if min_size >= 0:
+            sizes = image_boxes[:, 2:] - image_boxes[:, :2]
+            large = (sizes > min_size).all(dim=1)
+            image_boxes, image_scores = image_boxes[large], image_scores[large]
+        kept_boxes, kept_scores, labels = select_detections(image_boxes, image_scores, test_cfg)
+        results.append(InstanceData(bboxes=kept_boxes, scores=kept_scores, labels=labels))
+    return results
+
+
 def dense_postprocess(head) -> Callable[[torch.Tensor, torch.Tensor, Sequence[dict], ConfigDict],
                                         List[InstanceData]]:
     """The post-processing of a head's dense boxes and scores (an exported graph's outputs): YOLOX's
-    best-class test for a ``YOLOXHead`` (:func:`postprocess_dense_detections`), else the multi-label one
-    (:func:`postprocess_multilabel_detections`: YOLOv4-CSP's official test; for RTMDet's head, mmdet's
-    multi-label selection, clip and per-class NMS)."""
+    best-class test for a ``YOLOXHead`` (:func:`postprocess_dense_detections`), mmdet's multi-label test for
+    RTMDet's (:func:`postprocess_mmdet_multilabel_detections`), else YOLOv4-CSP's official test
+    (:func:`postprocess_multilabel_detections`)."""
     if isinstance(head, RTMDetHead):
-        return functools.partial(postprocess_multilabel_detections, clip_first=True)
+        return postprocess_mmdet_multilabel_detections
     return postprocess_dense_detections if isinstance(head, YOLOXHead) else postprocess_multilabel_detections

@@ -64,14 +64,7 @@ def engine_with_detections(head):
     return engine
 
 
-# RTMDet end to end: the engine runs mmdet's predict_by_feat, the runtime the graph's outputs through
-# postprocess_multilabel_detections(clip_first=True); their dense outputs agree (parity) but fewer than 95% of the
-# detections have a twin: an open discrepancy of the RTMDet post-processing, not of the runtimes.
-RTMDET_END2END = pytest.param('rtmdet', marks=pytest.mark.xfail(
-    strict=True, reason="RTMDet's multi-label post-processing of the graph's outputs differs from mmdet's"))
-
-
-@pytest.fixture(scope='module', params=[*[head for head in HEADS if head != 'rtmdet'], RTMDET_END2END])
+@pytest.fixture(scope='module', params=list(HEADS))
 def exported(request, tmp_path_factory):
     """(engine, path of its graph with a dynamic batch) per head type."""
     engine = engine_with_detections(request.param)
