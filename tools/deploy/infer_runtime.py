@@ -13,25 +13,28 @@ then the head's post-processing on the host (YOLOX's batched NMS, or the multi-l
 YOLOR and RTMDet). Needs requirements/deploy.txt; a missing runtime is said in one line.
 """
 import argparse
+import sys
 
 from mmengine.config import DictAction
 
-from parnet_det.apis.inferencer import MediaInferencer
+from parnet_det.apis.inferencer import MediaInferencer, plan_outputs
 from parnet_det.apis.runtime_predictor import load_runtime_predictor
 from parnet_det.deploy import RUNTIMES
-from parnet_det.utils.cli_args import positive_int, user_errors
+from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.cli_args import path_arg, positive_int, unit_interval, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='detector config (single-stage)')
-    parser.add_argument('checkpoint', help='its weights, training or deploy form')
-    parser.add_argument('inputs', nargs='+', help='image files, folders and videos')
+    parser.add_argument('config', type=path_arg, help='detector config (single-stage)')
+    parser.add_argument('checkpoint', type=path_arg, help='its weights, training or deploy form')
+    parser.add_argument('inputs', type=path_arg, nargs='+', help='image files, folders and videos')
     parser.add_argument('--runtime', choices=list(RUNTIMES), required=True, help='the runtime to run the graph in')
-    parser.add_argument('--onnx', help='a graph exported before (with --dynamic-batch); default: export now')
-    parser.add_argument('--out-dir', default='outputs', help='new or empty folder for the outputs')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='detections scoring under it are not kept')
+    parser.add_argument('--onnx', type=path_arg, help='a graph exported before (with --dynamic-batch); default: '
+                        'export now')
+    parser.add_argument('--out-dir', type=path_arg, default='outputs', help='new or empty folder for the outputs')
+    parser.add_argument('--score-thr', type=unit_interval, default=0.3, help='detections scoring under it are not kept')
     parser.add_argument('--batch-size', type=positive_int, default=1, help='images per runtime call')
     parser.add_argument('--no-draw', dest='draw', action='store_false', help='write only the detections')
     parser.add_argument('--threads', type=positive_int, help="the runtime's threads (default: its own)")
@@ -41,12 +44,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors(FileNotFoundError, ImportError, ValueError):
+    with user_errors(CheckpointError, ImportError, KeyError, OSError, ValueError):
+        media = plan_outputs(args.inputs, args.out_dir)  # as tools/infer.py: before anything is built or written
         predict, dataset_meta = load_runtime_predictor(args.config, args.checkpoint, args.runtime, args.onnx,
                                                        args.cfg_options, args.score_thr, args.threads)
         inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size, args.draw)
-        report = inferencer(args.inputs)
+    report = inferencer.run(media)
     print(f'{report.images} images in {args.runtime} {predict.session.version}; detections in {report.json_path}')
+    if report.failed:
+        sys.exit(f'{len(report.failed)} input(s) skipped: ' + ', '.join(path for path, _ in report.failed))
 
 
 if __name__ == '__main__':
