@@ -41,23 +41,9 @@ def learning_config(data_root, work_dir, **loss_options):
     return cfg
 
 
-def recipe_learning_config(data_root, work_dir, **loss_options):
-    """:func:`learning_config` with the recipe's own augmentation (the config's train pipeline: mosaic, centred
-    random perspective with box_candidates, HSV gains, flip) at 128 px instead of the demo's."""
-    cfg = learning_config(data_root, work_dir, **loss_options)
-    recipe = load_config(CONFIG).train_dataloader.dataset
-    recipe.pipeline[0].img_scale = (128, 128)  # Mosaic: a 256 x 256 canvas
-    recipe.pipeline[1].border = (-64, -64)  # CentredRandomPerspective: cut back to 128 x 128
-    demo = cfg.train_dataloader.dataset
-    recipe.dataset.update(data_root=demo.data_root, ann_file=demo.ann_file, data_prefix=demo.data_prefix,
-                          metainfo=demo.metainfo)
-    cfg.train_dataloader.dataset = recipe
-    return cfg
-
-
-def train_and_evaluate(data_root, work_dir, config=learning_config, **loss_options):
-    """(losses per iteration, bbox AP50 on the val split) after training ``config`` with ``loss_options``."""
-    runner = Runner.from_cfg(config(data_root, work_dir, **loss_options))
+def train_and_evaluate(data_root, work_dir, **loss_options):
+    """(losses per iteration, bbox AP50 on the val split) after training with ``loss_options``."""
+    runner = Runner.from_cfg(learning_config(data_root, work_dir, **loss_options))
     runner.train()
     losses = list(runner.message_hub.get_scalar('train/loss').data[0])
     return losses, runner.test()['coco/bbox_mAP_50']
