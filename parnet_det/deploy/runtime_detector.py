@@ -24,7 +24,7 @@ import torch
 
 from mmdet.structures import DetDataSample
 
-from ..inference import BatchPreprocessor, DetectorEngine, dense_postprocess
+from ..inference import BatchPreprocessor, DetectorEngine, as_data_samples, dense_postprocess
 from ..inference.inputs import check_images
 from ..inference.preprocess import ImageInput
 from .onnx_check import output_errors
@@ -139,12 +139,7 @@ class RuntimeDetector:
         boxes, scores = self.network(pixels)
         with torch.inference_mode():
             instances = self.postprocess(boxes, scores, metas, self.test_cfg)
-        samples = []
-        for meta, pred in zip(metas, instances):
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = pred
-            samples.append(sample)
-        return samples
+        return as_data_samples(metas, instances)
 
     def parity(self, pixels: np.ndarray, precision: str = 'fp32') -> RuntimeParity:
         """The runtime's boxes and scores against PyTorch's on ``pixels``, with the tolerances of its precision."""

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
 
@@ -29,6 +30,16 @@ from .fast_paths import InferenceOptions
 from .inputs import check_images
 from .nms import postprocess_dense_detections
 from .preprocess import BatchPreprocessor, ImageInput, PreprocessSettings
+
+
+def as_data_samples(metas: Sequence[dict], instances: Sequence[InstanceData]) -> List[DetDataSample]:
+    """One ``DetDataSample`` per image: its metainfo and its detections as ``pred_instances``."""
+    samples = []
+    for meta, pred in zip(metas, instances):
+        sample = DetDataSample(metainfo=meta)
+        sample.pred_instances = pred
+        samples.append(sample)
+    return samples
 
 
 def set_parallel_streams(model: nn.Module, enabled: bool) -> int:
@@ -121,12 +132,7 @@ class DetectorEngine:
             else:
                 outputs = tuple([level.float() for level in levels] for levels in outputs)
                 instances = self.model.bbox_head.predict_by_feat(*outputs, batch_img_metas=metas, rescale=True)
-        samples = []
-        for meta, pred in zip(metas, instances):
-            sample = DetDataSample(metainfo=meta)
-            sample.pred_instances = pred
-            samples.append(sample)
-        return samples
+        return as_data_samples(metas, instances)
 
     def __call__(self, images: Sequence[ImageInput]) -> List[DetDataSample]:
         """Detect objects in ``images`` (paths or HWC uint8 BGR arrays, any sizes)."""
