@@ -4,6 +4,8 @@ from pathlib import Path
 
 import torch
 from mmengine.structures import InstanceData
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,3 +67,13 @@ def load_tool(relative_path: str):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
+
+
+def coco_stats(ann_file: str, records: list):
+    """COCOeval's 12 bbox numbers (AP first) of detection ``records`` (COCO result dicts) against ``ann_file``."""
+    coco = COCO(ann_file)
+    evaluation = COCOeval(coco, coco.loadRes(records), 'bbox')
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return evaluation.stats

@@ -25,7 +25,7 @@ import os.path as osp
 import sys
 import tarfile
 
-from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
+from parnet_det.benchmark import MODES, PRESETS, check_settings, check_train_settings, read_rows, run_matrix
 from parnet_det.benchmark.settings import pair_recipe
 from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.fileio import check_writable_file
@@ -55,6 +55,12 @@ def parse_args(argv=None):
                         'its own)')
     parser.add_argument('--batch-sizes', type=positive_int, nargs='+', metavar='N', help="only these of the preset's")
     parser.add_argument('--precisions', nargs='+', metavar='P', help="only these of the preset's")
+    parser.add_argument('--variants', nargs='+', metavar='V',
+                        help="instead of the preset's: 'mmdet', fast paths joined with + (e.g. "
+                        "channels_last+max_autotune+cuda_graph: torch.compile max-autotune in a CUDA graph), "
+                        'onnxruntime, openvino')
+    parser.add_argument('--modes', nargs='+', choices=list(MODES),
+                        help='only these modes (network: no NMS, RTMDet\'s protocol; end2end); default both')
     parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',
                         help='measure only the inference or only the training rows, or nothing (report: only '
                         'write the reports of the rows measured so far); the reports always cover all rows')
@@ -68,7 +74,9 @@ def preset_from_args(args):
     overrides = {key: value for key, value in (('device', args.device), ('row_time_limit_s', args.row_time_limit))
                  if value is not None}
     timing = {} if args.min_repeat_time is None else dict(min_repeat_s=args.min_repeat_time)
-    inference = dataclasses.replace(preset.inference, **overrides, **timing, **subsets(preset.inference, args))
+    paths = {field: tuple(asked) for field, asked in (('variants', args.variants), ('modes', args.modes)) if asked}
+    inference = dataclasses.replace(preset.inference, **overrides, **timing, **paths,
+                                    **subsets(preset.inference, args))
     training = dataclasses.replace(preset.training, **overrides)
     # A part left out measures nothing: no precision to measure at.
     if args.part in ('inference', 'report'):

@@ -8,7 +8,9 @@ tools/benchmark_matrix.py) speed results, optionally merged with tools/test.py A
 Writes report.md with, per recipe and regime (eager batch 1 = the paper's regime; fastest path batch
 1; the largest batch; training step), every model's speed ratio to its recipe's baseline (or to
 --baseline) with its spread over the repeats ("faster"/"slower" only where the spread excludes 1),
-and with --ap the table of AP next to FPS; latency_vs_resolution.png and throughput_vs_batch.png
+and with --ap the table of AP next to FPS; per runtime and input size, batch 1, every model's params,
+FLOPs, latency and FPS with spreads, ratio to the baseline in that runtime and published AP (quoted with
+its source, not measured); latency_vs_resolution.png, throughput_vs_batch.png, latency_per_runtime.png
 (error bars: slowest and fastest repeat), and with --ap ap_vs_fps.png.
 --benchmark takes results.json files or the rows.jsonl of a run still going or cut short.
 """
@@ -36,6 +38,7 @@ from parnet_det.benchmark.paper_table import (
 from parnet_det.benchmark.regimes import RATIO_LEGEND
 from parnet_det.benchmark.report import write_files
 from parnet_det.benchmark.rows import measured
+from parnet_det.benchmark.runtime_table import runtime_latency_plot, runtime_tables
 from parnet_det.benchmark.settings import baselines_of, pair_recipe
 from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
@@ -107,8 +110,10 @@ def main(argv=None):
     sections = ['# Speed against the baseline, per regime', '',
                 f'Hardware: {device}. {RATIO_LEGEND}', '', answer,
                 '![latency against resolution](latency_vs_resolution.png)',
-                '![throughput against batch](throughput_vs_batch.png)', '']
-    files = regime_plots(rows, device)
+                '![throughput against batch](throughput_vs_batch.png)', '',
+                '# Per runtime and input size', '', runtime_tables(rows),
+                '![latency against resolution per runtime](latency_per_runtime.png)', '']
+    files = dict(regime_plots(rows, device), **{'latency_per_runtime.png': runtime_latency_plot(rows)})
     if merged is not None:
         table = render_table(merged, device, args.precision, args.batch_size, args.form, args.variant)
         sections += ['# Speed and accuracy', '', table, '![AP against FPS](ap_vs_fps.png)', '']

@@ -1,5 +1,5 @@
 # RTMDet-l as mmdet ships it (its config in the mmdet package), for the speed comparison beside the baselines:
-# published box AP 51.3 on COCO val2017 (mmdet's configs/rtmdet/metafile.yml). The benchmark builds it with
+# its published AP is quoted in parnet_det/benchmark/published.py, with its source. The benchmark builds it with
 # random weights, folded like every model, under the same controlled post-processing workload. SyncBN becomes
 # BN: the same folded network, and it builds and trains on one device or the CPU.
 _base_ = 'mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py'

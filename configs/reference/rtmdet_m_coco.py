@@ -1,4 +1,4 @@
-# RTMDet-m as mmdet ships it: published box AP 49.1 on COCO val2017 (mmdet's configs/rtmdet/metafile.yml).
+# RTMDet-m as mmdet ships it (published AP: parnet_det/benchmark/published.py).
 # As rtmdet_l_coco.py: random weights in the benchmark, SyncBN as BN.
 _base_ = 'mmdet::rtmdet/rtmdet_m_8xb32-300e_coco.py'
 

@@ -4,18 +4,25 @@
 #   carry: [".device-kit"], timeout_s: 590, command: bash docs/benchmarks/run_h100_matrix.sh
 # Dry run on the CPU (minutes; a tiny model, short repeats and limits):
 #   DEVICE=cpu PRESET=cpu MODELS="demo/yolo_parnet_tiny_synthetic" BASELINE=demo/yolo_cspdarknet53s_tiny_synthetic \
-#   STAGES="320:1:fp32" MIN_REPEAT=0.05 STAGE_LIMIT=120 TRAIN_LIMIT=60 REST_LIMIT=0 PYTHON=.venv/bin/python \
+#   PROTOCOL="320:fp32:channels_last" PROTOCOL_MODELS="demo/yolo_parnet_tiny_synthetic" VARIANTS="eager openvino" \
+#   STAGES="320:1:fp32" MIN_REPEAT=0.05 STAGE_LIMIT=180 TRAIN_LIMIT=60 REST_LIMIT=0 PYTHON=.venv/bin/python \
 #   bash docs/benchmarks/run_h100_matrix.sh
 #
 # The protocol of issue 21: every model folded alike (rows count folded and foldable-left BatchNorms), the
 # models of a setting timed in alternation (A B A B ...), each repeat >= 0.2 s on the GPU, ratios with their
 # spread. Steps:
 # 1. collect_env: "mmcv ops: usable (CPU and CUDA ...)" expected;
-# 2. the CUDA tests of the engine: fast paths against eager with TF32 off, pinned-memory pre-processing;
-# 3. inference rows of tools/benchmark_matrix.py's gpu preset, stage by stage, every model in each stage:
+# 2. RTMDet's protocol row (FP16, batch 1, network without NMS, 640 px) for RTMDet-l, YOLOv4-CSP, ParNet-XL and
+#    XL-CSP on YOLOv4-CSP's neck and head, on the fastest path this machine has: channels-last +
+#    torch.compile max-autotune + CUDA graphs (no TensorRT here: no registry to install it from; every row
+#    names its path in "path"), then the same models end to end on that path;
+# 3. the CUDA tests of the engine: fast paths (max-autotune + CUDA graphs too) against eager with TF32 off,
+#    pinned-memory pre-processing;
+# 4. inference rows of tools/benchmark_matrix.py's gpu preset, stage by stage, every model in each stage:
 #    640 px batch 1 fp16 (the paper's regime), 640 px batch 32 fp16, then the rest of the matrix;
-# 4. training-step rows (AMP fp16, 640 px, the recipe's batch, with_cp off/on);
-# 5. the reports (regimes.md: every model's ratio to its recipe's baseline, per regime, with spreads;
+# 5. training-step rows (AMP fp16, 640 px, the recipe's batch, with_cp off/on);
+# 6. the reports (regimes.md: every model's ratio to its recipe's baseline, per regime, with spreads;
+#    runtimes.md: per path and input size, latency, FPS, ratio and the published AP, quoted;
 #    end2end / network of the fast path against the 1.15 target).
 # Rows go to work_dirs/h100_matrix/rows.jsonl as they are measured; after every step the whole folder is
 # packed again into $OUT/h100_matrix.tar.gz, the one file that comes back, so a call cut short keeps what it
@@ -31,10 +38,18 @@ PYTHON=${PYTHON:-python3}
 OUT=${OUT:-work_dirs/h100_matrix_out}
 MATRIX_DIR=${MATRIX_DIR:-work_dirs/h100_matrix}
 STAGES=${STAGES:-"640:1:fp16 640:32:fp16"}
-MODEL_ARGS=()
-if [[ -n "${MODELS:-}" ]]; then MODEL_ARGS=(--models $MODELS); fi
-if [[ -n "${BASELINE:-}" ]]; then MODEL_ARGS+=(--baseline "$BASELINE"); fi
-if [[ -n "${MIN_REPEAT:-}" ]]; then MODEL_ARGS+=(--min-repeat-time "$MIN_REPEAT"); fi
+PROTOCOL=${PROTOCOL:-"640:fp16:channels_last+max_autotune+cuda_graph"}  # side:precision:variant, batch 1
+# Their baseline (yolov4_csp_coco) is added by the matrix. The models of a mode are all set up (max-autotune's
+# compilation: minutes), then timed together: a step killed before its timing keeps nothing, so each row's set-up
+# gets at most its share of the step (PROTOCOL_ROW_LIMIT, default 60 s; a row over it is kept as a timeout and
+# the preset's channels_last+cuda_graph rows of step 4 still answer at 640 px batch 1 fp16).
+PROTOCOL_MODELS=${PROTOCOL_MODELS:-"yolov4_csp_parnet_xl_coco yolov4_csp_parnet_xl_csp_coco reference/rtmdet_l_coco"}
+BASELINE_ARGS=()
+if [[ -n "${BASELINE:-}" ]]; then BASELINE_ARGS=(--baseline "$BASELINE"); fi
+if [[ -n "${MIN_REPEAT:-}" ]]; then BASELINE_ARGS+=(--min-repeat-time "$MIN_REPEAT"); fi
+MODEL_ARGS=("${BASELINE_ARGS[@]}")
+if [[ -n "${MODELS:-}" ]]; then MODEL_ARGS+=(--models $MODELS); fi
+if [[ -n "${VARIANTS:-}" ]]; then MODEL_ARGS+=(--variants $VARIANTS); fi  # instead of the preset's, after step 3
 if [[ "$DEVICE" != cpu ]]; then
     source .device-kit/install.sh && export PYTHONPATH=$PWD:${PYTHONPATH:-}
 fi
@@ -44,30 +59,41 @@ if [[ -f docs/benchmarks/h100_matrix/rows.jsonl && ! -f "$MATRIX_DIR/rows.jsonl"
 fi
 pack() { tar -czf "$OUT/h100_matrix.tar.gz.part" -C "$(dirname "$MATRIX_DIR")" "$(basename "$MATRIX_DIR")" \
     && mv "$OUT/h100_matrix.tar.gz.part" "$OUT/h100_matrix.tar.gz"; }
-matrix() {  # time limit (s), then benchmark_matrix.py arguments; the full output goes to matrix.log
+matrix() {  # time limit (s), then benchmark_matrix.py arguments (models included); the output goes to matrix.log
     local limit=$1; shift
     local left=$((BUDGET - SECONDS - 30))  # 30 s kept for the report and the packing
     if (( limit <= 0 )); then echo "step $* not asked for (limit 0)"; return; fi
     if (( left < 40 )); then echo "step $* skipped: ${left}s of the budget left"; return; fi
     (( limit > left )) && limit=$left
     timeout "$limit" $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" \
-        --work-dir "$MATRIX_DIR" "${MODEL_ARGS[@]}" "$@" >> "$MATRIX_DIR/matrix.log" 2>&1
+        --work-dir "$MATRIX_DIR" "$@" >> "$MATRIX_DIR/matrix.log" 2>&1
     echo "step $* ended with $? after at most ${limit}s; $(wc -l < "$MATRIX_DIR/rows.jsonl" 2>/dev/null || echo 0) rows"
     pack
 }
 timeout 30 $PYTHON tools/collect_env.py > "$MATRIX_DIR/env.txt" 2>&1
 grep -E '^(mmcv ops|Device|torch):' "$MATRIX_DIR/env.txt"
-if [[ "$DEVICE" != cpu ]]; then
-    timeout 80 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider > "$MATRIX_DIR/cuda_tests.txt" 2>&1
-    tail -3 "$MATRIX_DIR/cuda_tests.txt"
-fi
 pack
+IFS=: read -r side precision variant <<< "$PROTOCOL"
+protocol_rows=$(( $(wc -w <<< "$PROTOCOL_MODELS") + 1 ))  # and their baseline
+for mode in network end2end; do  # RTMDet's protocol row first, then the same models end to end
+    limit=$(( BUDGET - SECONDS - 30 )); (( limit > ${PROTOCOL_LIMIT:-240} )) && limit=${PROTOCOL_LIMIT:-240}
+    row_limit=$(( (limit - 20) / protocol_rows )); (( row_limit > ${PROTOCOL_ROW_LIMIT:-60} )) && row_limit=${PROTOCOL_ROW_LIMIT:-60}
+    (( row_limit < 1 )) && row_limit=1  # matrix() skips the step anyway: under 40 s left
+    matrix "$limit" --part inference --models $PROTOCOL_MODELS "${BASELINE_ARGS[@]}" --resolutions "$side" \
+        --batch-sizes 1 --precisions "$precision" --variants "$variant" --modes "$mode" --row-time-limit "$row_limit"
+done
+if [[ "$DEVICE" != cpu ]]; then  # after the protocol rows: max-autotune's own test compiles for a minute
+    timeout 120 $PYTHON -m pytest tests/test_inference -q -k cuda -p no:cacheprovider > "$MATRIX_DIR/cuda_tests.txt" 2>&1
+    tail -3 "$MATRIX_DIR/cuda_tests.txt"
+    pack
+fi
 for stage in $STAGES; do  # side:batch:precision
     IFS=: read -r side batch precision <<< "$stage"
-    matrix "${STAGE_LIMIT:-150}" --part inference --resolutions "$side" --batch-sizes "$batch" --precisions "$precision"
+    matrix "${STAGE_LIMIT:-150}" --part inference "${MODEL_ARGS[@]}" --resolutions "$side" --batch-sizes "$batch" \
+        --precisions "$precision"
 done
-matrix "${TRAIN_LIMIT:-90}" --part training
-matrix "${REST_LIMIT:-150}" --part inference
+matrix "${TRAIN_LIMIT:-90}" --part training "${MODEL_ARGS[@]}"
+matrix "${REST_LIMIT:-150}" --part inference "${MODEL_ARGS[@]}"
 timeout 40 $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" --work-dir "$MATRIX_DIR" \
     "${MODEL_ARGS[@]}" --part report >> "$MATRIX_DIR/matrix.log" 2>&1
 echo "report ended with $?"

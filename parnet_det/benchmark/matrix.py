@@ -16,6 +16,7 @@ from .regimes import RATIO_LEGEND, ratio_tables, regime_plots, training_estimate
 from .report import benchmark_meta, write_files, write_report
 from .rows import TRAIN_MODE, add_baseline_ratios, add_variant_speedups, latest_rows, row_key
 from .runner import run_benchmark
+from .runtime_table import runtime_latency_plot, runtime_tables
 from .settings import BenchmarkSettings, Recipe, baselines_of, load_model_specs, recipe_models
 from .training import TrainSettings, run_training_benchmark
 
@@ -33,8 +34,8 @@ YOLOV4_CSP_RECIPE = Recipe("YOLOv4-CSP (the published detector's neck, head and 
                            'yolov4_csp_coco', ('yolov4_csp_parnet_xl_coco', 'yolov4_csp_parnet_xl_csp_coco',
                                                'yolov4_csp_parnet_s_coco', 'yolov4_csp_parnet_m_coco'))
 # The detectors a user would pick instead, from mmdet's own configs (configs/reference/): random weights, folded
-# and under the controlled workload like every model. Their published AP is quoted (source named) in their configs,
-# never measured here; the report has no published-AP column yet.
+# and under the controlled workload like every model. Their published AP is quoted (source named) in .published,
+# never measured here.
 REFERENCE_RECIPE = Recipe("Detectors a user would pick instead (mmdet's RTMDet-m/-l and YOLOX-L, random weights), "
                           'beside the published YOLOv4-CSP', 'yolov4_csp_coco',
                           ('reference/rtmdet_m_coco', 'reference/rtmdet_l_coco', 'reference/yolox_l_coco'))
@@ -185,7 +186,8 @@ def hardware_of(rows: Sequence[dict]) -> str:
 
 
 def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], recipes: Sequence[Recipe]) -> List[str]:
-    """results.* of :func:`~.report.write_report`, and regimes.md with the latency and throughput plots."""
+    """results.* of :func:`~.report.write_report`, regimes.md with the latency and throughput plots, and
+    runtimes.md with latency_per_runtime.png (:mod:`.runtime_table`)."""
     rows = latest_rows(rows)
     add_baseline_ratios(rows, baselines_of(recipes))
     add_variant_speedups(rows, meta['settings']['variants'][0])
@@ -194,5 +196,7 @@ def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], recipes: S
               + ratio_tables(rows, recipes))
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
+    runtimes = '# Per runtime and input size, in the form of published tables\n\n' + runtime_tables(rows)
     return write_report(work_dir, meta, rows) + write_files(
-        work_dir, {'regimes.md': answer.encode(), **regime_plots(rows, device)})
+        work_dir, {'regimes.md': answer.encode(), **regime_plots(rows, device), 'runtimes.md': runtimes.encode(),
+                   'latency_per_runtime.png': runtime_latency_plot(rows)})

@@ -62,6 +62,8 @@ def benchmark_meta(argv: Sequence[str], settings, baseline: Optional[str], train
                             '(measured; a ParNet classifier counts one more, its FC: 12 for ParNet\'s 11)'),
             variants=('mmdet: the detector through mmdet (model._forward / test_step); others: '
                       'parnet_det.inference.DetectorEngine with the named fast paths (eager: none)'),
+            path=('the variant and precision in words (e.g. "channels-last + torch.compile max-autotune + CUDA '
+                  'graphs, fp16"): the path each row ran on; no variant runs TensorRT'),
             precision=('fp16/bf16: torch.autocast for the mmdet variant, the network cast to the dtype for the '
                        'engine variants; decoding and NMS in fp32'),
             reference_variant=settings.variants[0]))

@@ -3,6 +3,7 @@ import statistics
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..utils.time_limit import TimeLimitExceeded
+from .settings import MMDET_VARIANT
 
 TRAIN_MODE = 'train_step'
 # What identifies a row: a resumed run measures only the keys it does not have yet.
@@ -20,6 +21,18 @@ MODE_TITLES = {
     TRAIN_MODE: ('Training step (data pre-processing, forward, loss, backward, optimizer step; AMP for fp16/bf16; '
                  'the batch already in memory)'),
 }
+
+# How a row names the path it ran on, in words (no variant runs TensorRT: no row may say so).
+PATH_WORDS = {MMDET_VARIANT: 'mmdet (model._forward / test_step)', 'eager': 'PyTorch eager',
+              'streams': 'parallel CUDA streams', 'channels_last': 'channels-last', 'compile': 'torch.compile',
+              'max_autotune': 'torch.compile max-autotune', 'cuda_graph': 'CUDA graphs',
+              'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+
+
+def path_label(variant: str, precision: str) -> str:
+    """The path a variant runs on, in words: its parts joined with ' + ', then the precision, e.g.
+    'channels-last + torch.compile max-autotune + CUDA graphs, fp16'."""
+    return ' + '.join(PATH_WORDS[name] for name in variant.split('+')) + f', {precision}'
 
 
 def row_key(row: dict) -> tuple:

@@ -11,15 +11,16 @@ import torch
 
 from ..utils.time_limit import time_limit
 from .measurement import ModelBench, model_fields
-from .rows import failed_row_fields, row_key
-from .settings import MODES, BenchmarkSettings, ModelSpec, check_settings
+from .rows import failed_row_fields, path_label, row_key
+from .settings import BenchmarkSettings, ModelSpec, check_settings
 from .timing import BlockFailed, BlockTimer, hardware_name, interleave
 from .variants import reset_compiled, runtime_skip
 
 
 def _cases(settings: BenchmarkSettings) -> List[tuple]:
     """(resolution, batch_size, variant, precision, mode) in the order they are measured."""
-    return list(product(settings.resolutions, settings.batch_sizes, settings.variants, settings.precisions, MODES))
+    return list(product(settings.resolutions, settings.batch_sizes, settings.variants, settings.precisions,
+                        settings.modes))
 
 
 def _case_key(spec: ModelSpec, form: str, case: tuple, hardware: str) -> tuple:
@@ -87,8 +88,9 @@ def measure_setting(benches: Sequence[tuple], case: tuple, settings: BenchmarkSe
     rows = []
     reset_compiled(variant)
     for spec, form, bench in benches:
-        row = dict(model_fields(spec, form), variant=variant, precision=precision, device=str(device),
-                   hardware=hardware_name(device), mode=mode, resolution=resolution, batch_size=batch_size)
+        row = dict(model_fields(spec, form), variant=variant, path=path_label(variant, precision), precision=precision,
+                   device=str(device), hardware=hardware_name(device), mode=mode, resolution=resolution,
+                   batch_size=batch_size)
         if isinstance(bench, Exception):
             row.update(failed_row_fields(bench))
         else:

@@ -53,6 +53,8 @@ class BenchmarkSettings:
         variants (Sequence[str]): 'mmdet', engine fast-path combinations and/or runtimes ('onnxruntime',
             'openvino'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
             that cannot run here (not installed, not fp32, not the CPU) is skipped with one line.
+        modes (Sequence[str]): 'network' (no decoding of mmdet's path, no NMS: RTMDet's protocol) and/or
+            'end2end' (see :mod:`.variants`).
         device (str): 'cpu', 'cuda' or 'cuda:N'.
         warmup (int): Untimed iterations before each measurement.
         iters (int): Iterations per timed repeat, at least.
@@ -75,6 +77,7 @@ class BenchmarkSettings:
     precisions: Sequence[str] = ('fp32', )
     forms: Sequence[str] = ('deploy', )
     variants: Sequence[str] = (MMDET_VARIANT, )
+    modes: Sequence[str] = MODES
     device: str = 'cpu'
     warmup: int = 5
     iters: int = 1
@@ -199,6 +202,9 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
     unknown_forms = [form for form in settings.forms if form not in FORMS]
     if unknown_forms:
         raise ValueError(f'unknown form(s) {", ".join(unknown_forms)}; choose from {", ".join(FORMS)}')
+    unknown_modes = [mode for mode in settings.modes if mode not in MODES]
+    if unknown_modes:
+        raise ValueError(f'unknown mode(s) {", ".join(unknown_modes)}; choose from {", ".join(MODES)}')
     for variant in settings.variants:
         if variant not in (MMDET_VARIANT, *RUNTIMES):
             for precision in settings.precisions:

@@ -7,8 +7,10 @@
   kernel no fp16 either).
 - anything else: :class:`~parnet_det.inference.DetectorEngine` with the fast
   paths named, joined with '+' (``eager`` for none; ``streams``,
-  ``channels_last``, ``compile``, ``cuda_graph``); reduced precisions cast the
-  network's weights and input (decoding and NMS stay fp32).
+  ``channels_last``, ``compile``, ``max_autotune``, ``cuda_graph``); reduced
+  precisions cast the network's weights and input (decoding and NMS stay fp32).
+  ``channels_last+max_autotune+cuda_graph`` is the fastest GPU path here:
+  torch.compile's max-autotune kernels replayed in a CUDA graph.
 
 - ``onnxruntime`` / ``openvino``: the folded detector exported to ONNX once per
   model, input size and batch (:class:`~parnet_det.deploy.RuntimeDetector`), run

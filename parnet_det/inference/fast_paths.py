@@ -10,12 +10,15 @@ PRECISION_DTYPES: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch
 # torch.compile modes that capture CUDA graphs of their own (not to be nested in ours).
 COMPILE_MODES_WITH_CUDA_GRAPHS = ('reduce-overhead', 'max-autotune')
 
-# Short names of the fast paths, as `tools/benchmark.py --variants` joins them with '+'.
+# Short names of the fast paths, as `tools/benchmark.py --variants` joins them with '+', and the options each
+# sets. max_autotune leaves the CUDA graphs to ``cuda_graph`` (max_autotune+cuda_graph: torch.compile's
+# max-autotune kernels captured in our graph).
 FAST_PATH_NAMES = {
-    'streams': 'parallel_streams',
-    'channels_last': 'channels_last',
-    'compile': 'compile',
-    'cuda_graph': 'cuda_graph',
+    'streams': dict(parallel_streams=True),
+    'channels_last': dict(channels_last=True),
+    'compile': dict(compile=True),
+    'max_autotune': dict(compile=True, compile_mode='max-autotune-no-cudagraphs'),
+    'cuda_graph': dict(cuda_graph=True),
 }
 
 
@@ -80,7 +83,7 @@ class InferenceOptions:
             if name not in FAST_PATH_NAMES:
                 raise ValueError(f'unknown fast path {name!r} in {variant!r}; '
                                  f'choose from eager, {", ".join(FAST_PATH_NAMES)} (joined with +)')
-            enabled[FAST_PATH_NAMES[name]] = True
+            enabled.update(FAST_PATH_NAMES[name])
         return cls(precision=precision, **enabled)
 
     @property

@@ -246,3 +246,18 @@ def test_a_baseline_given_by_hand_keeps_its_presets_recipe_name():
     assert named.name.startswith('YOLOv4-CSP') and (named.baseline, list(named.models)) == (pair[0], pair[1:])
     [unnamed] = recipes('--models', 'yolo_parnet_s_coco', '--baseline', pair[0])
     assert unnamed.name == 'the pair given on the command line'
+
+
+def test_the_matrix_tool_takes_rtmdets_protocol_row_on_the_fastest_path():
+    tool = load_tool('benchmark_matrix.py')
+    argv = ['--preset', 'gpu', '--work-dir', 'unused', '--models', 'yolov4_csp_parnet_xl_coco',
+            'reference/rtmdet_l_coco', '--resolutions', '640', '--batch-sizes', '1', '--precisions', 'fp16',
+            '--variants', 'channels_last+max_autotune+cuda_graph', '--modes', 'network']
+    preset = tool.preset_from_args(tool.parse_args(argv))
+    settings = preset.inference
+    assert (settings.variants, settings.modes, settings.precisions) == (
+        ('channels_last+max_autotune+cuda_graph', ), ('network', ), ('fp16', ))
+    # Both recipes of these models have YOLOv4-CSP as baseline: it is measured beside them.
+    assert preset.models[0] == 'yolov4_csp_coco' and set(preset.models[1:]) == set(argv[5:7])
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--preset', 'gpu', '--work-dir', 'unused', '--modes', 'no_nms'])

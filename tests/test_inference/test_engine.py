@@ -208,6 +208,9 @@ def test_variant_names_round_trip():
     options = InferenceOptions.from_variant('streams+channels_last+compile', precision='bf16')
     assert options.parallel_streams and options.channels_last and options.compile and not options.cuda_graph
     assert InferenceOptions.from_variant('eager') == InferenceOptions()
+    # max-autotune's kernels inside our CUDA graph: its own graphs off, which check() would refuse to nest.
+    fastest = InferenceOptions.from_variant('channels_last+max_autotune+cuda_graph', precision='fp16')
+    assert fastest.compile and fastest.cuda_graph and fastest.compile_mode == 'max-autotune-no-cudagraphs'
 
 
 def test_image_paths_are_read(yolo, tmp_path):
@@ -260,7 +263,8 @@ def without_tf32():
 
 
 @requires_cuda
-@pytest.mark.parametrize('variant', ['streams', 'cuda_graph', 'streams+cuda_graph', 'channels_last+cuda_graph'])
+@pytest.mark.parametrize('variant', ['streams', 'cuda_graph', 'streams+cuda_graph', 'channels_last+cuda_graph',
+                                     'channels_last+max_autotune+cuda_graph'])
 def test_cuda_fast_paths_give_eager_detections(yolo, variant, without_tf32):
     cfg, model = yolo
     eager = DetectorEngine(copy.deepcopy(model), cfg, 'cuda')

@@ -6,13 +6,12 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from parnet_det.datasets import generate_synthetic_coco
 from parnet_det.models import build_detector
 from parnet_det.models.utils import make_divisible
 
+from ..helpers import coco_stats
 from .test_train_test_end_to_end import run_tool
 
 CONFIG = 'configs/yolov4_csp_coco.py'
@@ -76,15 +75,6 @@ def assert_same_detections(actual, expected):
                  & (np.abs(expected[:, 1:5] - row[1:5]).max(axis=1) <= 0.01))
         assert close.any(), f'no partner for {row.tolist()}'
         unmatched[np.argmax(close)] = False
-
-
-def coco_stats(ann_file, records):
-    coco = COCO(ann_file)
-    evaluation = COCOeval(coco, coco.loadRes(records), 'bbox')
-    evaluation.evaluate()
-    evaluation.accumulate()
-    evaluation.summarize()
-    return evaluation.stats
 
 
 @pytest.mark.slow

@@ -58,7 +58,11 @@ def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
     # The regime answer: parnet's network 50 img/s against the baseline's 45 at 128 px, batch 1, mmdet's path.
     # One repeat per row (rows of an older run): no spread, and no claim.
     assert '| network | fp32 | 128 | 1 | - | 22.22 (mmdet) | **1.11** no spread (one repeat) (mmdet) |' in table
-    for name in ('ap_vs_fps.png', 'latency_vs_resolution.png', 'throughput_vs_batch.png'):
+    # Per runtime (rows of an older run: mmdet's path), FPS over the baseline's in that runtime, no published AP.
+    assert '## CPU (2 threads), no CUDA device: mmdet (model._forward / test_step), fp32, network' in table
+    assert ('| parnet | 128 | 2.50 | 0.40 | 20.00 (20.00-20.00) | 50.0 (50.0-50.0) | 1.11 no spread (one repeat) | - |'
+            in table)
+    for name in ('ap_vs_fps.png', 'latency_vs_resolution.png', 'throughput_vs_batch.png', 'latency_per_runtime.png'):
         assert (out / name).read_bytes().startswith(b'\x89PNG')
     assert 'wrote' in result.stdout
 
