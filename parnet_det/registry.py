@@ -26,7 +26,6 @@ from mmdet import registry as mmdet_registry
 from . import datasets, engine, models  # noqa: F401  (their decorators register the modules)
 from .utils.checkpoint import install_safe_checkpoint_loading
 
-
 # The registries whose parnet_det modules the ImageNet configs need under mmpretrain's scope.
 _SHARED_WITH_MMPRETRAIN = ('MODELS', 'HOOKS')
 

@@ -1,9 +1,9 @@
 """A generated ImageNet-layout classification dataset: stripe patterns, for CPU tests of the ImageNet configs.
 
 Class = the pattern's orientation (horizontal stripes, vertical stripes, a checkerboard, no pattern), drawn
-with random colours, period and phase, plus pixel noise. Colour never decides the class, and the training
-augmentations of the recipe (crop, horizontal flip, RandAugment, random erasing) keep the orientation, so a
-network that learns and a pipeline that keeps labels with their images solve it, and a broken one cannot.
+with a random colour and its complement, a random period and phase, plus pixel noise. Colour never decides
+the class, and the recipe's training augmentations (crop, horizontal flip, RandAugment, random erasing) keep
+the orientation: a network that learns, fed by a pipeline that keeps labels with their images, solves it.
 Laid out as mmpretrain's ``ImageNet`` reads class folders (``out_dir/{train,val}/<class>/<n>.png``); the output
 is identical for a given seed and arguments.
 """
@@ -17,15 +17,16 @@ PATTERNS = ('horizontal', 'vertical', 'checkerboard', 'plain')
 
 
 def _pattern(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A 0/1 mask of ``kind`` with a random period (4-10 px) and phase."""
-    period, phase = int(rng.integers(4, 11)), int(rng.integers(0, 10))
+    """A 0/1 mask of ``kind`` with a random period (8-16 px) and phase."""
+    half_period, phase = int(rng.integers(4, 9)), int(rng.integers(0, 16))
     ys, xs = np.mgrid[:size, :size]
-    rows, cols = ((ys + phase) // (period // 2)) % 2, ((xs + phase) // (period // 2)) % 2
+    rows, cols = ((ys + phase) // half_period) % 2, ((xs + phase) // half_period) % 2
     return dict(horizontal=rows, vertical=cols, checkerboard=rows ^ cols, plain=np.zeros_like(rows))[kind]
 
 
 def _image(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    background, foreground = rng.integers(0, 256, (2, 3))
+    background = rng.integers(0, 256, 3)
+    foreground = 255 - background  # the complement: every pattern stands out
     mask = _pattern(kind, size, rng)[..., None]
     image = np.where(mask, foreground, background) + rng.normal(0, 12, (size, size, 3))
     return np.clip(image, 0, 255).astype(np.uint8)
