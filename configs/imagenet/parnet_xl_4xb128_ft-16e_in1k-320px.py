@@ -1,6 +1,6 @@
 # ParNet-XL fine-tuned at 320 px, the official "high resolution 320x320" command: from the 200-epoch model,
 # 16 epochs on 4 GPUs x 128, --lr 0.001 cosine, --scale 0.5 1.0, --mixup 0.1, --reprob 0.6, evaluated at 352 px
-# (the README's "high inference resolution 352x352"). Paper: 80.72% top-1.
+# (the README's "high inference resolution 352x352"). The paper reports over 80% top-1 for this setting.
 #   python tools/train.py configs/imagenet/parnet_xl_4xb128_ft-16e_in1k-320px.py \
 #       --cfg-options load_from=work_dirs/parnet_xl_8xb128_in1k/epoch_210.pth
 _base_ = './parnet_xl_8xb128_in1k.py'
