@@ -72,10 +72,16 @@ def test_converted_official_checkpoint_gives_the_classifiers_logits(official_s_c
         assert torch.allclose(model(x, mode='tensor'), logits, rtol=1e-4, atol=1e-4)
 
 
-# Every detector config with a ParNet backbone, and the ImageNet config whose checkpoint it starts from.
+
+def _has_a_preset_parnet(path):
+    backbone = load_config(path).model.backbone
+    return backbone.type in ('ParNet', 'ParNetCSP') and isinstance(backbone.arch, str)
+
+
+# Every detector config with a preset ParNet backbone (the demo's tiny one has no ImageNet config), and the
+# ImageNet config whose checkpoint it starts from.
 DETECTOR_CONFIGS = [path for path in sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
-                    if '_base_' not in path and 'imagenet' not in path
-                    and load_config(path).model.backbone.type in ('ParNet', 'ParNetCSP')]
+                    if '_base_' not in path and 'imagenet' not in path and _has_a_preset_parnet(path)]
 PRETRAIN_CONFIG = {(arch, backbone_type): name for name, (arch, backbone_type) in NETWORKS.items()
                    if 'ft-16e' not in name}
 
