@@ -7,7 +7,8 @@
 #   headers need it; mmcv's setup.py hard-codes -std=c++17). The wheel is cached in
 #   ${PARNET_DET_CACHE:-${XDG_CACHE_HOME:-~/.cache}/parnet_det}/wheels, keyed by mmcv, torch and
 #   Python version and CPU/CUDA, and reused by every later set-up on this machine;
-# * the runtime and test requirements and parnet_det itself (editable).
+# * the runtime and test requirements (mmdet, mmpretrain for the ImageNet configs, ...) and parnet_det
+#   itself (editable).
 #
 # A stamp in .venv records a hash of every input; when it matches, the script only checks that
 # the environment imports and returns in a few seconds.
@@ -28,7 +29,7 @@ inputs_hash() {
 
 env_imports() {
     "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
-import mmcv, mmcv.ops, mmdet, mmengine, parnet_det, pycocotools, pytest  # noqa: F401
+import mmcv, mmcv.ops, mmdet, mmengine, mmpretrain, parnet_det, pycocotools, pytest  # noqa: F401
 from mmcv.ops import nms  # a compiled op, not only the Python package
 PY
 }
@@ -85,6 +86,6 @@ log "installing runtime and test requirements and parnet_det (editable)"
     -r "$ROOT/requirements/tests.txt"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
-env_imports || { log "error: the environment does not import (mmcv ops / mmdet / parnet_det)"; exit 1; }
+env_imports || { log "error: the environment does not import (mmcv ops / mmdet / mmpretrain / parnet_det)"; exit 1; }
 inputs_hash > "$STAMP"
 log "environment ready: $VENV"

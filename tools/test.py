@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint (COCO bbox AP through mmdet's CocoMetric / pycocotools).
+"""Evaluate a checkpoint: COCO bbox AP (mmdet's CocoMetric / pycocotools), or ImageNet top-1/top-5 for the
+configs of configs/imagenet/ (mmpretrain's Accuracy).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
         [--tta] [--deploy] [--resolution 512 | H W] [--cfg-options ...] [--launcher ...]
@@ -118,7 +119,7 @@ def main():
     if runner.rank == 0:
         record = record_ap_results(osp.join(cfg.work_dir, 'ap_results.jsonl'), args.config, args.checkpoint,
                                    cfg, metrics, deploy=args.deploy, tta=args.tta)
-        print(f'AP results appended to {record}')
+        print(f'results appended to {record}')
 
 
 if __name__ == '__main__':

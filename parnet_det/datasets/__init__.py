@@ -9,11 +9,12 @@ from .synthetic_coco import (
                              synthetic_coco_cfg_options,
                              synthetic_coco_metainfo,
 )
+from .synthetic_imagenet import PATTERNS, generate_synthetic_imagenet
 from .transforms import CentredRandomPerspective, CheckedLoadImageFromFile, RandomHSVGain, RectLetterbox
 
 __all__ = [
-    'CLASSES', 'DEFAULT_NUM_CLASSES', 'SHAPES', 'generate_synthetic_coco', 'synthetic_coco_cfg_options',
-    'synthetic_coco_metainfo',
+    'CLASSES', 'DEFAULT_NUM_CLASSES', 'PATTERNS', 'SHAPES', 'generate_synthetic_coco', 'generate_synthetic_imagenet',
+    'synthetic_coco_cfg_options', 'synthetic_coco_metainfo',
     'CentredRandomPerspective', 'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'RandomHSVGain',
     'RectLetterbox', 'check_dataset_config'
 ]

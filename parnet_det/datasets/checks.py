@@ -9,6 +9,12 @@ from mmdet.registry import DATASETS
 from ..utils.config import dataset_image_dir, leaf_datasets
 from .checked_coco import invalid_box_reason
 from .identity import dataset_error, identity_problems, short_list
+from .image_folder_checks import (
+    HOW_TO_GET_IMAGENET,
+    image_folder_classes,
+    image_folder_dataset_type,
+    image_folder_problems,
+)
 
 # Parse annotation files here only up to this size; COCO's train json (~450 MB) is parsed once, by
 # the dataset, which then runs the identity checks on it (checked_coco.py); its boxes are not checked here.
@@ -117,19 +123,28 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
     parsed twice: :class:`CheckedCocoDataset` runs the same identity checks on
     them right after mmdet's own parse (:mod:`.identity`), before the first
     iteration.
+    The datasets of the ImageNet configs (mmpretrain's image folders) are checked
+    by :mod:`.image_folder_checks` instead: folders, class folders or the listed
+    files, labels, the head's ``num_classes``.
     Raises :class:`~.identity.DatasetConfigError` listing every problem and how to get
     the data (or run on generated data instead).
     """
     read = functools.lru_cache()(_read_annotation_file)  # a val file is often also the evaluator's
     problems, mismatches = [], []  # missing or broken files; classes and boxes
+    how_to_fix = HOW_TO_GET_DATA
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
         for dataset in leaf_datasets(loader['dataset']):
-            classes = dataset_classes(dataset)
+            folder_type = image_folder_dataset_type(dataset)  # an ImageNet config's (mmpretrain's) dataset
+            classes = image_folder_classes(dataset, folder_type) if folder_type else dataset_classes(dataset)
             if classes:  # an unknown dataset type has none to compare
                 mismatches += _check_num_classes(cfg.get('model'), classes, split)
+            if folder_type is not None:
+                missing, wrong = image_folder_problems(dataset, folder_type, classes, split)
+                problems, mismatches, how_to_fix = problems + missing, mismatches + wrong, HOW_TO_GET_IMAGENET
+                continue
             image_dir = dataset_image_dir(dataset)
             if not osp.isdir(image_dir):
                 problems.append(f'image directory {image_dir} does not exist ({split} split)')
@@ -152,4 +167,4 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
                 if content is not None and classes:
                     mismatches += _check_categories(metric['ann_file'], content, classes, split)
     if problems or mismatches:
-        raise dataset_error(problems + mismatches, HOW_TO_GET_DATA if problems else '')
+        raise dataset_error(problems + mismatches, how_to_fix if problems else '')

@@ -40,7 +40,7 @@ def check_identities(path: str, content: dict) -> List[str]:
     return problems
 
 
-def _leaves_its_folder(file_name: str) -> bool:
+def leaves_its_folder(file_name: str) -> bool:
     # Judged on the name, not the real path: an image folder of symlinks to shared storage is fine.
     return osp.isabs(file_name) or osp.normpath(file_name).split(osp.sep)[0] == '..'
 
@@ -49,7 +49,7 @@ def check_image_files(path: str, content: dict, image_dir: str) -> List[str]:
     """Every image the file lists must be named inside ``image_dir`` (no absolute path, no ``..`` out of it)
     and be a regular file there (one ``stat`` each)."""
     names = [str(i.get('file_name')) for i in content['images']]
-    outside = [name for name in names if _leaves_its_folder(name)]
+    outside = [name for name in names if leaves_its_folder(name)]
     if outside:
         return [f'{path}: {len(outside)} of the {len(names)} images it lists are outside the image folder '
                 f'{image_dir}: {short_list(outside)}; give each file_name relative to that folder (move the files '

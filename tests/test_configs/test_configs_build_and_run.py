@@ -15,11 +15,12 @@ from parnet_det.deploy import switch_to_deploy
 from ..helpers import head_outputs, relative_error
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The YOLO-style configs; configs/parnet_in_mmdet/ (mmdet's own detectors) has its own test.
+# The YOLO-style configs; configs/parnet_in_mmdet/ (mmdet's own detectors) and configs/imagenet/ (classifiers)
+# have their own tests.
 # The wide-neck reference (a 206M-parameter detector) only in make test.
 CONFIGS = [pytest.param(p, marks=pytest.mark.slow) if 'wideneck' in p else p
            for p in sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
-           if '_base_' not in p and 'parnet_in_mmdet' not in p]
+           if '_base_' not in p and 'parnet_in_mmdet' not in p and 'imagenet' not in p]
 
 
 def _point_at(cfg, data):
