@@ -47,6 +47,7 @@ def test_config_trains_one_iteration_and_predicts(config, tiny_coco, mmdet_scope
 
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     test_set = DATASETS.build(cfg.test_dataloader.dataset)
+    torch.manual_seed(0)  # the folded-vs-original error of a random full-width network varies with its weights
     model = MODELS.build(cfg.model)
     model.init_weights()
     # One training iteration on a real pipeline sample, resized to a small input.
