@@ -10,8 +10,11 @@ import os
 import os.path as osp
 
 from mmengine.config import ConfigDict, DictAction
+from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from mmdet.evaluation import DumpDetResults
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
 from parnet_det.apis import (
@@ -112,8 +115,9 @@ def main():
             apply_tta(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        # mmdet's dump drops masks to RLE; a classifier's predictions (configs/imagenet/) go out as they are.
+        dump = DumpResults if cfg.get('default_scope') == 'mmpretrain' else DumpDetResults
+        runner.test_evaluator.metrics.append(dump(out_file_path=args.out))
     with user_errors(DatasetConfigError):  # the dataset's identity checks on a file too big for the pre-flight
         metrics = runner.test()
     if runner.rank == 0:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import mmengine
 import pytest
 import torch
 
@@ -57,9 +58,12 @@ def test_pretrain_evaluate_and_start_a_detector(tmp_path, network, detector):
                'train_cfg.val_interval=1', 'param_scheduler.0.T_max=1', 'param_scheduler.0.end=1']
     log = run_tool('tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options', *options)
     assert 'Epoch(train) [1][2/2]' in log and 0 <= top1(log) <= 100
-    log = run_tool('tools/test.py', CONFIG, str(work / 'epoch_1.pth'), '--work-dir', str(work), '--cfg-options',
-                   *options)
+    log = run_tool('tools/test.py', CONFIG, str(work / 'epoch_1.pth'), '--work-dir', str(work),
+                   '--out', str(tmp_path / 'predictions.pkl'), '--cfg-options', *options)
     assert 0 <= top1(log) <= 100
+    predictions = mmengine.load(str(tmp_path / 'predictions.pkl'))  # the classifier's, not detections
+    classes = len(data['classes'])  # one val image each
+    assert len(predictions) == classes and all(p['pred_score'].shape == (classes, ) for p in predictions)
     # The checkpoint (EMA weights in its state_dict) starts the detector's backbone.
     cfg = load_config(detector)
     cfg.model.backbone.init_cfg = dict(type='Pretrained', prefix='backbone.', checkpoint=str(work / 'epoch_1.pth'))
