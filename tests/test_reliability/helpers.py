@@ -1,15 +1,18 @@
-"""Broken checkpoint files, a way to run the tools in-process, and a training that saves large checkpoints."""
+"""Broken checkpoint files, a way to run the tools in-process, a training that saves large checkpoints, and the
+pre-flight's refusal message."""
 import os
 import runpy
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
 import parnet_det  # noqa: F401  (CrashSafeCheckpointHook, also in a process that only imports this module)
+from parnet_det.datasets import DatasetConfigError, check_dataset_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,3 +75,10 @@ def train_big_model(work_dir, max_iters, resume_from=None):
                                  collate_fn=dict(type='default_collate'), batch_size=4),
            train_cfg=dict(by_epoch=False, max_iters=max_iters),
            default_hooks=dict(checkpoint=dict(type='CrashSafeCheckpointHook', interval=1, by_epoch=False))).train()
+
+
+def preflight_error(cfg):
+    """The one-line message of the pre-flight's refusal of ``cfg``'s train and val data."""
+    with pytest.raises(DatasetConfigError) as info:
+        check_dataset_config(cfg, splits=('train', 'val'))
+    return str(info.value)

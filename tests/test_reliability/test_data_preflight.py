@@ -2,14 +2,13 @@
 import json
 import os
 
-import pytest
 from mmengine.config import Config
 
 from mmdet.registry import DATASETS
 
-from parnet_det.datasets import DatasetConfigError, check_dataset_config, synthetic_coco_cfg_options
+from parnet_det.datasets import check_dataset_config, synthetic_coco_cfg_options
 
-from .helpers import run_tool
+from .helpers import preflight_error, run_tool
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 COCO_CONFIG = 'configs/yolo_parnet_xl_coco.py'
@@ -29,12 +28,6 @@ def demo_cfg(root):
     cfg = Config.fromfile(DEMO_CONFIG)
     cfg.merge_from_dict(dict(option.split('=', 1) for option in synthetic_coco_cfg_options(root)))
     return cfg
-
-
-def preflight_error(cfg):
-    with pytest.raises(DatasetConfigError) as info:
-        check_dataset_config(cfg, splits=('train', 'val'))
-    return str(info.value)
 
 
 def test_the_generated_data_passes(data_root):

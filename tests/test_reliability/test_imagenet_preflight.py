@@ -6,9 +6,9 @@ import shutil
 import pytest
 
 from parnet_det.apis import load_config
-from parnet_det.datasets import DatasetConfigError, check_dataset_config, generate_synthetic_imagenet
+from parnet_det.datasets import check_dataset_config, generate_synthetic_imagenet
 
-from .helpers import run_tool
+from .helpers import preflight_error, run_tool
 
 TINY_CONFIG = 'tests/data/configs/parnet_tiny_imagenet_synthetic.py'
 IMAGENET_CONFIG = 'configs/imagenet/parnet_xl_csp_8xb128_in1k.py'
@@ -27,12 +27,6 @@ def root(generated, tmp_path):
 
 def tiny_cfg(root, config=TINY_CONFIG):
     return load_config(config, {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')})
-
-
-def preflight_error(cfg):
-    with pytest.raises(DatasetConfigError) as info:
-        check_dataset_config(cfg, splits=('train', 'val'))
-    return str(info.value)
 
 
 def test_the_generated_folder_passes(root):
