@@ -2,14 +2,14 @@
 configs of configs/imagenet/ (mmpretrain's Accuracy).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
-        [--tta] [--deploy] [--resolution 512 | H W] [--cfg-options ...] [--launcher ...]
+        [--tta] [--deploy] [--resolution 512 | H W] [--official-batches 8] [--cfg-options ...] [--launcher ...]
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
 import os
 import os.path as osp
 
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -25,6 +25,7 @@ from parnet_det.apis import (
     set_launcher,
     set_test_resolution,
     use_checked_test_model,
+    use_official_batches,
 )
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
@@ -50,8 +51,6 @@ def parse_args():
                         help="fold ParNet's branches (re-parameterise) after loading, before evaluating")
     parser.add_argument('--resolution', type=positive_int, nargs='+', metavar='SIZE',
                         help='test input size: one side (square) or H W; sets the resize and padding')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -81,10 +80,14 @@ def apply_tta(cfg):
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
+# The EMA hooks a config may name (mmengine's and parnet_det's per-optimizer-step one).
+EMA_HOOKS = ('EMAHook', 'mmdet.EMAHook', 'OptimizerStepEMAHook')
+
+
 def apply_deploy(cfg):
     # An mmengine checkpoint's state_dict already holds the EMA weights; EMAHook would swap
     # training-form parameters into the folded model.
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] not in ('EMAHook', 'mmdet.EMAHook')]
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] not in EMA_HOOKS]
     cfg.custom_hooks.append(dict(type='ReparameterizeHook'))
 
 
@@ -98,6 +101,8 @@ def main():
         cfg.load_from = args.checkpoint
         if args.resolution:
             set_test_resolution(cfg, args.resolution)
+        if args.official_batches:
+            use_official_batches(cfg, args.official_batches, args.launcher)
         if args.show or args.show_dir:
             apply_visualization(cfg, args)
         if args.deploy:

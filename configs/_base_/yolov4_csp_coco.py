@@ -1,11 +1,12 @@
 # Scaled-YOLOv4's training recipe for the YOLOv4-CSP head: its 2021-05 code (branch yolov4-csp, hyp.scratch.yaml,
 # train.py; about 48.7 val2017 AP; facts in ../shared/reference/yolov4_csp.md section 4) on mmdet's pipeline and
-# mmengine's schedule: 300 epochs from scratch at 640 px, batch 64 (8 GPUs x 8 images), mosaic + centred random
-# perspective + multiplicative HSV + flip, SGD (Nesterov, momentum 0.937, weight decay 5e-4 on conv weights),
-# warm-up with the biases from lr 0.1, cosine to 0.2 lr0 per epoch, EMA, AMP, SyncBN over the GPUs, the official
-# letterboxed test and COCOeval at maxDets 1/10/100. The published 47.5 test-dev weights came from the older
-# 2020-11 code: ../yolov4_csp_coco_2020-11.py. A detector config adds the model (backbone, neck, YOLOv4CSPHead)
-# on top; the loss settings below are the recipe's.
+# mmengine's schedule: 300 epochs from scratch at 640 px, a nominal batch of 64 on any layout (8 GPUs x 8 images as
+# here, or 1 GPU x 16 with gradients summed over 4 steps: --cfg-options train_dataloader.batch_size=16, the official
+# README's command), mosaic + centred random perspective + multiplicative HSV + flip, SGD (Nesterov, momentum 0.937,
+# weight decay 5e-4 on conv weights), warm-up with the biases from lr 0.1, cosine to 0.2 lr0 per epoch, EMA, AMP,
+# SyncBN over the GPUs, the official letterboxed test and COCOeval at maxDets 1/10/100. The published 47.5 test-dev
+# weights came from the older 2020-11 code: ../yolov4_csp_coco_2020-11.py. A detector config adds the model
+# (backbone, neck, YOLOv4CSPHead) on top; the loss settings below are the recipe's.
 _base_ = 'mmdet::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['parnet_det'], allow_failed_imports=False)
@@ -15,7 +16,7 @@ data_root = 'data/coco/'
 dataset_type = 'CheckedCocoDataset'  # mmdet's CocoDataset, reporting the boxes it drops
 backend_args = None
 max_epochs = 300
-base_lr = 0.01  # lr0, for the loss summed over the batch of 64 (see auto_scale_lr below)
+base_lr = 0.01  # lr0, for the loss summed over the nominal batch of 64 (see optim_wrapper)
 
 model = dict(
     type='SingleStageDetector',
@@ -67,7 +68,7 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param'))
 ]
 train_dataloader = dict(
-    batch_size=8,  # per GPU; 8 GPUs: the recipe's batch of 64, no gradient accumulation
+    batch_size=8,  # per GPU; 8 GPUs: the nominal batch of 64 in one step (fewer images: accumulated)
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -117,10 +118,14 @@ test_cfg = dict(type='TestLoop')
 # SGD, Nesterov, momentum 0.937, in the recipe's three parameter groups (YOLOv4CSPOptimWrapperConstructor):
 # conv weights with weight decay 5e-4; biases, BatchNorm weights and YOLOR's implicit vectors without.
 # mmengine's default constructor with paramwise_cfg made one group per parameter and decayed the implicit vectors.
-# AMP as the recipe's torch.cuda.amp (dynamic loss scale, fp16); tools/train.py trains in fp32 with a plain
-# OptimWrapper where there is no CUDA device (mmengine's AmpOptimWrapper cannot be built there).
+# The nominal batch of train.py (NominalBatchAmpOptimWrapper): with B images per step over all GPUs, gradients are
+# summed over accumulate = max(round(64 / B), 1) steps (ramped from 1 in the warm-up) and the weight decay is scaled
+# by B x accumulate / 64, so 1 x 16, 4 x 16, 8 x 8 and several nodes make the batch-64 updates. AMP as the recipe's
+# torch.cuda.amp (dynamic loss scale, fp16); tools/train.py trains in fp32 with NominalBatchOptimWrapper where there
+# is no CUDA device (mmengine's AmpOptimWrapper cannot be built there).
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='NominalBatchAmpOptimWrapper',
+    nominal_batch_size=64,
     loss_scale='dynamic',
     constructor='YOLOv4CSPOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.937, weight_decay=5e-4, nesterov=True))
@@ -128,15 +133,17 @@ optim_wrapper = dict(
 # shared factor into every group's lr, and the recipe's warm-up starts the biases at 0.1, the rest at 0.
 param_scheduler = None
 custom_hooks = [
-    # Warm-up over max(3 epochs, 1000) iterations, linear in the iteration: bias lr 0.1 -> scheduled, other lr
-    # 0 -> scheduled, momentum 0.8 -> 0.937; the schedule is lr0 x ((1 + cos(pi e / 300)) / 2 x 0.8 + 0.2), stepped
-    # per epoch e (LambdaLR), to lrf = 0.2 of lr0. (The recipe also ramps gradient accumulation 1 -> 64 / batch
-    # in the warm-up: nothing at the batch of 64 kept here.)
+    # Warm-up over max(3 epochs, 1000) iterations (dataloader iterations, as train.py counts them), linear in the
+    # iteration: bias lr 0.1 -> scheduled, other lr 0 -> scheduled, momentum 0.8 -> 0.937, gradient accumulation
+    # 1 -> 64 / B (rounded); the schedule is lr0 x ((1 + cos(pi e / 300)) / 2 x 0.8 + 0.2), stepped per epoch e
+    # (LambdaLR), to lrf = 0.2 of lr0.
     dict(type='YOLOv4CSPLrHook', lrf=0.2, warmup_epochs=3, warmup_min_iters=1000, warmup_bias_lr=0.1,
          warmup_momentum=0.8),
-    # EMA: decay 0.9999 (1 - exp(-updates / 2000)), over every float state including BN statistics. mmdet's
-    # ExpMomentumEMA with momentum 1e-4 and gamma 2000 is that decay (its step count starts at 1, not 0).
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000, update_buffers=True, priority=49)
+    # EMA: decay 0.9999 (1 - exp(-updates / 2000)) after each optimizer step (not each accumulated iteration), over
+    # every float state including BN statistics. mmdet's ExpMomentumEMA with momentum 1e-4 and gamma 2000 is that
+    # decay (its step count starts at 1, not 0).
+    dict(type='OptimizerStepEMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000, update_buffers=True,
+         priority=49)
 ]
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3), logger=dict(interval=50))
 # SyncBN as the recipe's --sync-bn: mmengine's Runner converts every BatchNorm to torch's SyncBatchNorm when it
@@ -145,9 +152,7 @@ default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3), logger=dict
 # process converts, and SyncBatchNorm then computes plain BatchNorm). Dropped for CPU-only distributed runs
 # (tools/train.py): torch's SyncBatchNorm trains on GPU tensors only.
 sync_bn = 'torch'
-# YOLOv4CSPLoss multiplies the loss by the step's total batch (per-GPU batch x GPUs): a sum over the images,
-# whose gradient already grows with the batch (the linear scaling rule), so lr0 = 0.01 holds at any batch
-# and --auto-scale-lr must stay off (it would scale the lr a second time). The recipe at another batch
-# accumulates gradients to 64 instead; mmengine's accumulative_counts averages instead of summing, so
-# keep the batch at 64 over the GPUs (e.g. 4 x 16) to follow the recipe exactly.
+# YOLOv4CSPLoss multiplies the loss by the step's total batch B (per-GPU batch x GPUs): a sum over the images, and the
+# wrapper sums the accumulated steps, so lr0 = 0.01 acts on the gradient of a sum over the nominal 64 images at any B.
+# --auto-scale-lr must stay off: it would scale the lr for a batch the nominal batch already accounts for.
 auto_scale_lr = dict(enable=False, base_batch_size=64)

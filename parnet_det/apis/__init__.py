@@ -16,11 +16,13 @@ from .runner_config import (
                             use_amp_where_available,
                             use_crash_safe_checkpoints,
                             use_fp32,
+                            use_official_batches,
 )
 
 __all__ = [
     'MediaInferencer', 'add_training_checks', 'build_detector', 'check_show_dir', 'default_work_dir',
     'exclusive_work_dir', 'init_detector_engine', 'load_config', 'load_predictor', 'record_ap_results',
     'resume_checkpoint', 'set_launcher', 'set_test_resolution', 'set_work_dir', 'setup_train_config',
-    'use_amp_where_available', 'use_checked_test_model', 'use_crash_safe_checkpoints', 'use_fp32'
+    'use_amp_where_available', 'use_checked_test_model', 'use_crash_safe_checkpoints', 'use_fp32',
+    'use_official_batches'
 ]

@@ -18,6 +18,9 @@ from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, p
 from ..utils.fileio import OutputIsInputError, check_new_or_empty_dir, remove_partial_files, strict_json
 from .run_checks import add_training_checks, check_resume_fits, launcher_rank
 
+# The fp32 wrapper of each AMP wrapper a config may name (tools/train.py --amp maps back).
+FP32_OF_AMP_WRAPPER = {'AmpOptimWrapper': 'OptimWrapper', 'NominalBatchAmpOptimWrapper': 'NominalBatchOptimWrapper'}
+
 
 def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
@@ -67,9 +70,11 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     set_work_dir(cfg, config_path, work_dir)
     if amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise ValueError(f'--amp needs an OptimWrapper or AmpOptimWrapper, the config uses {optim_wrapper}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        amp_of_fp32 = {fp32: amp for amp, fp32 in FP32_OF_AMP_WRAPPER.items()}
+        if optim_wrapper not in FP32_OF_AMP_WRAPPER and optim_wrapper not in amp_of_fp32:
+            raise ValueError(f'--amp needs one of {sorted([*FP32_OF_AMP_WRAPPER, *amp_of_fp32])}, the config uses '
+                             f'{optim_wrapper}')
+        cfg.optim_wrapper.type = amp_of_fp32.get(optim_wrapper, optim_wrapper)
         cfg.optim_wrapper.loss_scale = 'dynamic'
     use_amp_where_available(cfg)
     if auto_scale_lr:
@@ -102,16 +107,16 @@ def use_amp_where_available(cfg: Config) -> Config:
     the recipe) would not train at all; they train in fp32 there instead.
     """
     optim_wrapper = cfg.get('optim_wrapper')
-    if not optim_wrapper or optim_wrapper.get('type') != 'AmpOptimWrapper' or amp_available():
+    if not optim_wrapper or optim_wrapper.get('type') not in FP32_OF_AMP_WRAPPER or amp_available():
         return cfg
-    print_log('no CUDA device: AMP is off, training in fp32 with OptimWrapper instead of AmpOptimWrapper',
-              logger='current', level=logging.WARNING)
+    print_log(f'no CUDA device: AMP is off, training in fp32 with {FP32_OF_AMP_WRAPPER[optim_wrapper.type]} instead '
+              f'of {optim_wrapper.type}', logger='current', level=logging.WARNING)
     return use_fp32(cfg)
 
 
 def use_fp32(cfg: Config) -> Config:
-    """``optim_wrapper`` -> mmengine's plain ``OptimWrapper``, without the AMP-only keys."""
-    cfg.optim_wrapper.type = 'OptimWrapper'
+    """``optim_wrapper`` -> its fp32 form (mmengine's ``OptimWrapper``), without the AMP-only keys."""
+    cfg.optim_wrapper.type = FP32_OF_AMP_WRAPPER.get(cfg.optim_wrapper.get('type'), 'OptimWrapper')
     for key in ('loss_scale', 'dtype', 'use_fsdp'):
         cfg.optim_wrapper.pop(key, None)
     return cfg
@@ -201,6 +206,31 @@ def record_ap_results(path: str, config_path: str, checkpoint: str, cfg: Config,
     with open(path, 'a') as f:
         f.write(strict_json(record) + '\n')
     return path
+
+
+def use_official_batches(cfg: Config, batch_size: int, launcher: str = 'none') -> Config:
+    """``tools/test.py --official-batches N``: Scaled-YOLOv4's test batches and box arithmetic.
+
+    The test images sorted by aspect ratio, ``N`` per batch, each letterboxed to its batch's shape
+    (:class:`~parnet_det.datasets.OfficialBatchShapes`, with the ``RectLetterbox`` step's size, stride and
+    pad), in that order on one process, and the official ``scale_coords``
+    (``test_cfg.unletterbox='official'``). The published val2017 AP of YOLOv4-CSP came from ``N = 8``.
+    """
+    if launcher != 'none':
+        raise ValueError('--official-batches runs on one process: the batches are consecutive images of the sorted '
+                         'order, which a distributed sampler would interleave; drop the launcher')
+    dataset = cfg.test_dataloader.dataset
+    letterbox = pipeline_step(dataset_pipeline(dataset), 'RectLetterbox')
+    if letterbox is None or dataset.get('type') != 'CheckedCocoDataset':
+        raise ValueError('--official-batches needs a CheckedCocoDataset test set with a RectLetterbox step in its '
+                         'pipeline (the YOLOv4-CSP configs: configs/yolov4_csp_*.py)')
+    dataset.batch_shapes_cfg = dict(type='OfficialBatchShapes', batch_size=batch_size,
+                                    img_size=letterbox.get('img_size', 640), stride=letterbox.get('stride', 64),
+                                    pad=letterbox.get('pad', 0.5))
+    cfg.test_dataloader.batch_size = batch_size
+    cfg.test_dataloader.sampler = dict(type='DefaultSampler', shuffle=False)
+    cfg.model.test_cfg.unletterbox = 'official'
+    return cfg
 
 
 def set_test_resolution(cfg: Config, resolution: Sequence[int]) -> Config:

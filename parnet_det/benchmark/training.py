@@ -83,12 +83,15 @@ def synthetic_training_batch(resolution: int, batch_size: int, num_classes: int,
 
 def training_config(cfg: Config, precision: str, with_cp: bool) -> Config:
     """A copy of ``cfg`` for the step: AMP as ``tools/train.py --amp`` sets it, ``with_cp`` on the backbone,
-    no multi-scale batch augment."""
+    no multi-scale batch augment, and one optimizer step per batch (mmengine's wrapper: the nominal batch's
+    accumulation of the YOLOv4-CSP recipe needs its warm-up hook and would time several batches per step)."""
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone.with_cp = with_cp
     cfg.model.data_preprocessor.batch_augments = None
+    cfg.optim_wrapper.pop('nominal_batch_size', None)
     if precision == 'fp32':
         use_fp32(cfg)  # the YOLOv4-CSP configs train with AMP by default
+        cfg.optim_wrapper.type = 'OptimWrapper'
     else:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

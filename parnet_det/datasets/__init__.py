@@ -1,3 +1,4 @@
+from .batch_shapes import OfficialBatchShapes
 from .checked_coco import CheckedCocoDataset
 from .checks import check_dataset_config
 from .identity import DatasetConfigError
@@ -15,6 +16,6 @@ from .transforms import CentredRandomPerspective, CheckedLoadImageFromFile, Rand
 __all__ = [
     'CLASSES', 'DEFAULT_NUM_CLASSES', 'PATTERNS', 'SHAPES', 'generate_synthetic_coco', 'generate_synthetic_imagenet',
     'synthetic_coco_cfg_options', 'synthetic_coco_metainfo',
-    'CentredRandomPerspective', 'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError', 'RandomHSVGain',
-    'RectLetterbox', 'check_dataset_config'
+    'CentredRandomPerspective', 'CheckedCocoDataset', 'CheckedLoadImageFromFile', 'DatasetConfigError',
+    'OfficialBatchShapes', 'RandomHSVGain', 'RectLetterbox', 'check_dataset_config'
 ]

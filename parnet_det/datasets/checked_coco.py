@@ -1,12 +1,12 @@
 """COCO dataset that reports the annotations it drops."""
 import numbers
-from typing import Container, Optional
+from typing import Container, List, Optional
 
 from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
-from mmdet.registry import DATASETS
+from mmdet.registry import DATASETS, TASK_UTILS
 
 from .identity import dataset_error, identity_problems
 
@@ -47,7 +47,23 @@ class CheckedCocoDataset(CocoDataset):
     mode the warning says that the evaluator still counts the box. Unreadable
     images are handled by :class:`CheckedLoadImageFromFile`. Ids, image files
     and class order are checked right after the file is parsed (:meth:`COCOAPI`).
+
+    Args:
+        batch_shapes_cfg (dict, optional): A policy that reorders the data list and gives each image
+            a ``batch_shape`` (:class:`~parnet_det.datasets.OfficialBatchShapes`: the official test's
+            batches). Defaults to None (the file's order, each image its own shape).
+        **kwargs: mmdet's ``CocoDataset``'s.
     """
+
+    def __init__(self, *args, batch_shapes_cfg: Optional[dict] = None, **kwargs) -> None:
+        self.batch_shapes = TASK_UTILS.build(batch_shapes_cfg) if batch_shapes_cfg else None
+        super().__init__(*args, **kwargs)
+
+    def filter_data(self) -> List[dict]:
+        # The last step on the data list before it is serialised (BaseDataset.full_init): where mmyolo's datasets
+        # apply their batch shapes too.
+        data_list = super().filter_data()
+        return self.batch_shapes(data_list) if self.batch_shapes else data_list
 
     def COCOAPI(self, annotation_file: str) -> COCO:  # the name mmdet's CocoDataset.load_data_list parses with
         """mmdet's parse of the annotation file, then the identity checks on what it read, whatever the file's

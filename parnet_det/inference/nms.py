@@ -148,8 +148,8 @@ def postprocess_multilabel_detections(boxes: torch.Tensor, scores: torch.Tensor,
     results = []
     for image_boxes, image_scores, meta in zip(boxes.float(), scores.float(), metas):
         kept_boxes, kept_scores, labels = select_detections(image_boxes, image_scores, test_cfg)
-        results.append(InstanceData(bboxes=boxes_to_image(kept_boxes, meta, rescale=True), scores=kept_scores,
-                                    labels=labels))
+        image_boxes = boxes_to_image(kept_boxes, meta, rescale=True, unletterbox=test_cfg.get('unletterbox', 'placed'))
+        results.append(InstanceData(bboxes=image_boxes, scores=kept_scores, labels=labels))
     return results
 
 

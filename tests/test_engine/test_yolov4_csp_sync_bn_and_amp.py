@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from parnet_det.apis import build_detector, runner_config, set_launcher, setup_train_config, use_amp_where_available
 from parnet_det.benchmark.training import training_config
+from parnet_det.engine import NominalBatchOptimWrapper
 from parnet_det.utils.config import load_config
 
 from ..helpers import TINY_ARCH
@@ -96,26 +97,30 @@ def test_cpu_distributed_launch_drops_sync_bn(warnings_logged):
 
 def test_amp_is_the_default_and_falls_back_to_fp32_without_cuda(monkeypatch, warnings_logged):
     cfg = load_config(BASE)
-    assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale) == ('AmpOptimWrapper', 'dynamic')
+    assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale) == ('NominalBatchAmpOptimWrapper', 'dynamic')
     monkeypatch.setattr(runner_config, 'amp_available', lambda: True)
     assert use_amp_where_available(copy.deepcopy(cfg)).optim_wrapper == cfg.optim_wrapper
     assert warnings_logged == []
     monkeypatch.setattr(runner_config, 'amp_available', lambda: False)
     use_amp_where_available(cfg)
-    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.type == 'NominalBatchOptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
     assert cfg.optim_wrapper.constructor == 'YOLOv4CSPOptimWrapperConstructor'
-    assert warnings_logged == ['no CUDA device: AMP is off, training in fp32 with OptimWrapper instead of '
-                               'AmpOptimWrapper']
+    assert cfg.optim_wrapper.nominal_batch_size == 64
+    assert warnings_logged == ['no CUDA device: AMP is off, training in fp32 with NominalBatchOptimWrapper instead '
+                               'of NominalBatchAmpOptimWrapper']
     # The benchmark's fp32 training step is fp32 whatever the config's default.
     fp32_step = training_config(load_config('configs/yolov4_csp_coco.py'), 'fp32', with_cp=False)
     assert fp32_step.optim_wrapper.type == 'OptimWrapper'
 
 
-@pytest.mark.parametrize('config, amp', [(BASE, False), ('configs/demo/yolo_parnet_tiny_synthetic.py', True)])
-def test_the_train_tool_falls_back_for_the_config_and_for_amp(config, amp, monkeypatch, tmp_path, warnings_logged):
+@pytest.mark.parametrize('config, amp, fp32_wrapper', [(BASE, False, 'NominalBatchOptimWrapper'),
+                                                       ('configs/demo/yolo_parnet_tiny_synthetic.py', True,
+                                                        'OptimWrapper')])
+def test_the_train_tool_falls_back_for_the_config_and_for_amp(config, amp, fp32_wrapper, monkeypatch, tmp_path,
+                                                              warnings_logged):
     monkeypatch.setattr(runner_config, 'amp_available', lambda: False)
     cfg = setup_train_config(load_config(config), config, work_dir=str(tmp_path), amp=amp)
-    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.type == fp32_wrapper and 'loss_scale' not in cfg.optim_wrapper
     assert len(warnings_logged) == 1 and warnings_logged[0].startswith('no CUDA device: AMP is off')
 
 
@@ -127,5 +132,5 @@ def test_on_cpu_only_the_fallback_builds(mmdet_scope):
         build_optim_wrapper(model, copy.deepcopy(optim_wrapper))
     cfg = use_amp_where_available(load_config(BASE))
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    assert type(wrapper) is OptimWrapper
+    assert type(wrapper) is NominalBatchOptimWrapper and isinstance(wrapper, OptimWrapper)
     assert [g['group_name'] for g in wrapper.optimizer.param_groups] == ['no_decay', 'decay', 'bias']

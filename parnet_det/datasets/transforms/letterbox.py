@@ -18,8 +18,11 @@ class RectLetterbox(BaseTransform):
         ceil(s / L * img_size / stride + pad) * stride
 
     (Scaled-YOLOv4's rectangular test batches at batch size 1: 640 x 480 ->
-    704 x 512, padding 32 left and right, 16 top and bottom). The padding is
-    split as evenly as possible, the odd pixel at the bottom / right. Records
+    704 x 512, padding 32 left and right, 16 top and bottom), or the data
+    info's ``batch_shape`` where there is one (the official batches of
+    :class:`~parnet_det.datasets.OfficialBatchShapes`). The padding is split
+    as evenly as possible, the odd pixel at the bottom / right, as the
+    official ``letterbox`` (``round(d - 0.1)``, ``round(d + 0.1)``). Records
     ``pad_param`` = (top, bottom, left, right), which the head subtracts to
     map boxes back, and shifts ``gt_bboxes`` if present. mmdet's ``Pad``
     pads only at the bottom and right, hence this transform.
@@ -51,7 +54,7 @@ class RectLetterbox(BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results['img']
         height, width = img.shape[:2]
-        target_h, target_w = self.padded_shape(*results['ori_shape'][:2])
+        target_h, target_w = results.get('batch_shape') or self.padded_shape(*results['ori_shape'][:2])
         if height > target_h or width > target_w:
             raise ValueError(f'RectLetterbox: a {height}x{width} image does not fit {target_h}x{target_w}; '
                              f'resize it to the long side img_size={self.img_size} first (Resize keep_ratio)')

@@ -1,19 +1,21 @@
-"""Scaled-YOLOv4's learning-rate and momentum schedule: per-group warm-up, then cosine to lrf per epoch."""
+"""Scaled-YOLOv4's per-iteration schedule: per-group lr and momentum warm-up, then cosine to lrf per epoch, and
+the warm-up ramp of the gradient accumulation to the nominal batch."""
 import math
 from typing import List, Optional
 
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.optim import BaseOptimWrapper
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmdet.registry import HOOKS
 
-from ..optimizers import GROUP_NAMES
+from ..optimizers import GROUP_NAMES, NominalBatchMixin
 
 
 @HOOKS.register_module()
 class YOLOv4CSPLrHook(Hook):
-    """Set every group's lr and momentum before each iteration, as Scaled-YOLOv4's train.py does.
+    """Set every group's lr and momentum, and the accumulation count, before each iteration, as train.py does.
 
     With ``lr0`` and ``m0`` the optimizer's lr and momentum, ``E`` the epochs,
     ``nb`` the iterations per epoch, at epoch ``e`` and global iteration ``i``::
@@ -24,7 +26,12 @@ class YOLOv4CSPLrHook(Hook):
         i <  nw:  t = i / nw
                   lr       = start + (lr0 * lf(e) - start) * t     start = warmup_bias_lr for the bias group, 0 else
                   momentum = warmup_momentum + (m0 - warmup_momentum) * t
+                  accumulate = max(1, round(1 + (nbs / B - 1) * t))       (a NominalBatchOptimWrapper's)
 
+    ``i`` and ``nb`` count the iterations of the dataloader (micro-batches of ``B`` images over
+    the processes), as the recipe counts them, whatever the accumulation. With a
+    :class:`~parnet_det.engine.NominalBatchOptimWrapper` the hook also gives it the total batch
+    ``B`` (per-GPU batch x world size) before the run, which scales the weight decay.
     The groups are :class:`~parnet_det.engine.YOLOv4CSPOptimWrapperConstructor`'s,
     found by ``group_name``. mmengine's schedulers cannot do this: they multiply each
     group's own base lr by one shared factor, so no chain starts the bias group at
@@ -94,6 +101,8 @@ class YOLOv4CSPLrHook(Hook):
         self.base_lrs = [group['lr'] for group in runner.optim_wrapper.param_groups]
         self.base_momenta = [group['momentum'] for group in runner.optim_wrapper.param_groups]
         self.is_bias = [group.get('group_name') == 'bias' for group in runner.optim_wrapper.param_groups]
+        if isinstance(runner.optim_wrapper, NominalBatchMixin):
+            runner.optim_wrapper.set_total_batch_size(runner.train_dataloader.batch_size * get_world_size())
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         target = self.lr_factor(runner.epoch, runner.max_epochs)
@@ -104,3 +113,5 @@ class YOLOv4CSPLrHook(Hook):
             start = self.warmup_bias_lr if is_bias else 0.0
             group['lr'] = start + (lr0 * target - start) * progress
             group['momentum'] = self.warmup_momentum + (m0 - self.warmup_momentum) * progress
+        if isinstance(runner.optim_wrapper, NominalBatchMixin):
+            runner.optim_wrapper.ramp_accumulate(progress)

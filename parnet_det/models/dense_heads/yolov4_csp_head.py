@@ -58,23 +58,39 @@ def select_detections(bboxes: Tensor, scores: Tensor, cfg: ConfigDict,
     return bboxes, scores, labels
 
 
-def boxes_to_image(bboxes: Tensor, img_meta: dict, rescale: bool) -> Tensor:
+# How boxes leave the letterbox (test_cfg.unletterbox): 'placed' undoes the placement (the integer offset the
+# image was put at, each axis by its own scale); 'official' is Scaled-YOLOv4's scale_coords.
+UNLETTERBOX_MODES = ('placed', 'official')
+
+
+def boxes_to_image(bboxes: Tensor, img_meta: dict, rescale: bool, unletterbox: str = 'placed') -> Tensor:
     """Network-input boxes -> the image's, in the official test's order (``clip_coords``, ``scale_coords``)::
 
-        b = clip(b, padded input);  b = b - (left, top);  with rescale: b = clip(b / scale_factor, ori_shape)
+        b = clip(b, padded input)
+        'placed':   b = b - (left, top);   with rescale: b = clip(b / (scale_w, scale_h), ori_shape)
+        'official': b = b - (dw, dh);      with rescale: b = clip(b / scale_h, ori_shape)
+                    dw = (left + right) / 2, dh = (top + bottom) / 2 (floats)
 
+    ``'official'`` is Scaled-YOLOv4's ``scale_coords``: the float half padding (42.5 where the
+    padding is odd, while the image was placed at 42) and the height's gain for both axes
+    (``w / w0`` differs from it after the ``int()`` of the resize); 0.5 letterboxed pixel from
+    ``'placed'`` wherever the padding is odd (640 x 427 -> 704 x 512).
     ``img_meta``: ``img_shape`` (the padded input), ``pad_param`` (top, bottom, left,
     right) where the pipeline letterboxed centred (:class:`RectLetterbox`),
     ``scale_factor`` (w, h) and ``ori_shape``. Without ``rescale`` the boxes stay
     in the resized image's pixels.
     """
+    if unletterbox not in UNLETTERBOX_MODES:
+        raise ValueError(f'test_cfg.unletterbox must be one of {UNLETTERBOX_MODES}, got {unletterbox!r}')
     height, width = img_meta['img_shape'][:2]
     bboxes = clip_to(bboxes, height, width)
+    scale_w, scale_h = img_meta['scale_factor'] if rescale else (1.0, 1.0)
     if 'pad_param' in img_meta:
-        top, _, left, _ = (float(pad) for pad in img_meta['pad_param'])
+        top, bottom, left, right = (float(pad) for pad in img_meta['pad_param'])
+        if unletterbox == 'official':
+            top, left, scale_w = (top + bottom) / 2, (left + right) / 2, scale_h
         bboxes = bboxes - bboxes.new_tensor([left, top, left, top])
     if rescale:
-        scale_w, scale_h = img_meta['scale_factor']
         bboxes = bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
         bboxes = clip_to(bboxes, *img_meta['ori_shape'][:2])
     return bboxes
@@ -128,7 +144,8 @@ class YOLOv4CSPHead(BaseDenseHead):
             Without it the head predicts only. Defaults to None.
         train_cfg (dict, optional): Unused (the loss module holds its settings). Defaults to None.
         test_cfg (dict, optional): ``conf_thr``, ``score_thr``, ``nms``,
-            ``max_per_img``. Defaults to the official COCO test's.
+            ``max_per_img`` and ``unletterbox`` (:func:`boxes_to_image`; ``'placed'`` if
+            not given). Defaults to the official COCO test's, with ``'placed'``.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to Kaiming uniform (``a=sqrt(5)``) for Conv2d; then the
             prediction biases get the official priors (:meth:`init_weights`).
@@ -246,7 +263,8 @@ class YOLOv4CSPHead(BaseDenseHead):
         bboxes, scores, labels = select_detections(
             bbox_cxcywh_to_xyxy(predictions[:, :4]), predictions[:, 5:] * predictions[:, 4:5], cfg, with_nms)
         results = InstanceData()
-        results.bboxes, results.scores, results.labels = boxes_to_image(bboxes, img_meta, rescale), scores, labels
+        results.bboxes = boxes_to_image(bboxes, img_meta, rescale, cfg.get('unletterbox', 'placed'))
+        results.scores, results.labels = scores, labels
         return results
 
     def loss_by_feat(self,
