@@ -9,7 +9,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import ConfigDict
+from mmengine.config import ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -51,6 +51,12 @@ def parse_args():
                         help="fold ParNet's branches (re-parameterise) after loading, before evaluating")
     parser.add_argument('--resolution', type=positive_int, nargs='+', metavar='SIZE',
                         help='test input size: one side (square) or H W; sets the resize and padding')
+    parser.add_argument('--official-batches', type=positive_int, metavar='N',
+                        help="YOLOv4-CSP configs: Scaled-YOLOv4's test batches (images sorted by aspect ratio, N per "
+                        'batch, one letterbox shape per batch) and its box arithmetic; the published val2017 AP '
+                        'used N=8')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
