@@ -253,3 +253,21 @@ def test_a_runtime_row_whose_parity_fails_is_marked_and_the_command_exits_non_ze
     measured_part, kept_out = markdown.split('## Not measured, or kept out (runtime parity failed)')
     assert '| onnxruntime |' not in measured_part and '| eager |' in measured_part
     assert kept_out.count('onnxruntime fp32 64px b1') == 2 and 'parity_failed' in kept_out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(runtime_missing('onnxruntime') is not None, reason='needs onnxruntime (requirements/deploy.txt)')
+def test_the_matrix_exits_non_zero_while_its_rows_hold_a_failed_parity(tmp_path, monkeypatch):
+    monkeypatch.setitem(PARITY_TOLERANCES, ('onnxruntime', 'fp32'), (-1.0, -1.0))
+    matrix = load_tool('benchmark_matrix.py')
+    common = ['--preset', 'cpu', '--work-dir', str(tmp_path), '--models', 'demo/yolo_parnet_tiny_synthetic',
+              '--baseline', 'demo/yolo_cspdarknet53s_tiny_synthetic']
+    with pytest.raises(SystemExit, match=r'error: 2 row\(s\) failed their runtime parity'):
+        matrix.main([*common, '--resolutions', '320', '--variants', 'onnxruntime', '--modes', 'network',
+                     '--min-repeat-time', '0', '--part', 'inference'])
+    rows = [json.loads(line) for line in (tmp_path / 'rows.jsonl').read_text().splitlines()]
+    assert [row['status'] for row in rows] == ['parity_failed', 'parity_failed']
+    assert '| yolo_parnet_tiny_synthetic | 320 |' not in (tmp_path / 'runtimes.md').read_text()
+    # The reports of those rows alone, written again: still an error.
+    with pytest.raises(SystemExit, match='failed their runtime parity'):
+        matrix.main([*common, '--part', 'report'])
