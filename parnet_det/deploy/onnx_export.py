@@ -248,4 +248,3 @@ def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dyn
     return OnnxExport(path=out, module=module, input_name=INPUT_NAME, output_names=OUTPUT_NAMES,
                       input_shape=('batch' if dynamic_batch else batch_size, 3, height, width),
                       opset=written)
-

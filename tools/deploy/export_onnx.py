@@ -13,7 +13,8 @@ geometry, which tools/deploy/infer_runtime.py needs), and returns `boxes` (B, N,
 post-processing on the outputs, parnet_det.inference.postprocess_dense_detections for YOLOX heads,
 postprocess_multilabel_detections for the YOLOv4-CSP family (centred letterbox, official test), see
 parnet_det/deploy/onnx_export.py. Unless --no-check, the file is run with onnxruntime on the CPU
-against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more);
+against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more; with a
+dynamic height and width, on a portrait rectangle too);
 the tool exits with an error if they differ beyond --box-atol / --score-atol. Needs
 requirements/deploy.txt.
 """
@@ -86,10 +87,13 @@ def main(argv=None):
     if not args.check:
         return
     batch_sizes = [args.batch_size, args.batch_size + 1] if args.dynamic_batch else [args.batch_size]
+    inputs = [exported.module.letterboxed_inputs(n) for n in batch_sizes]
+    if 'height' in exported.input_shape:  # any rectangle: a portrait one too
+        inputs.append(inputs[0].transpose(2, 3).contiguous())
     try:
         checks = [
-            check_onnx_against_pytorch(exported.path, exported.module, batch_size=n, box_atol=args.box_atol,
-                                       score_atol=args.score_atol) for n in batch_sizes
+            check_onnx_against_pytorch(exported.path, exported.module, batch, box_atol=args.box_atol,
+                                       score_atol=args.score_atol) for batch in inputs
         ]
     except ImportError as err:
         sys.exit(f'error: {err} (or pass --no-check)')
