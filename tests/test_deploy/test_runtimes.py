@@ -1,6 +1,7 @@
 """ONNX Runtime and OpenVINO run the exported detector of every head type as PyTorch does; the benchmark's runtime
-variants carry their parity; a missing runtime is skipped in one line; the runtime predictor writes the engine's
-detections, and they score PyTorch's AP on generated data."""
+variants carry their parity and time the same network scope as mmdet and the engine; a missing runtime is skipped in
+one line; tools/deploy/infer_runtime.py writes tools/infer.py's detections at the test's geometry (YOLOv4-CSP's
+per-image rectangles too), and they score PyTorch's AP on generated data."""
 import copy
 import json
 import sys
