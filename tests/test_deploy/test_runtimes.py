@@ -142,6 +142,17 @@ def test_the_network_mode_times_the_same_scope_in_mmdet_the_engine_and_a_runtime
         torch.testing.assert_close(scores, outputs[0][1], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_a_fixed_size_graph_is_refused_where_the_test_gives_each_image_its_rectangle(exported):
+    """A graph exported at one size would see another image than tools/test.py for a RectLetterbox config."""
+    engine, path = exported
+    if engine.preprocess.settings.letterbox is None:
+        pytest.skip('a fixed-size config: its graph is of that size')
+    per_image = DetectorEngine(engine.model, engine.cfg, 'cpu', deploy=False)  # the config's own geometry
+    with pytest.raises(ValueError, match=rf'takes a fixed {SIDE}x{SIDE} input, but the config letterboxes each image'):
+        RuntimeDetector.load(per_image, INSTALLED[0], path)
+
+
 def test_rtmdet_decode_is_that_of_mmdets_predict_by_feat():
     """Every (prior, class) pair of mmdet's RTMDetHead.predict_by_feat (no threshold, no NMS) has the decoded
     box (clipped as mmdet clips) and score of DenseDetectorNetwork.decode_rtmdet."""
