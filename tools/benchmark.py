@@ -20,7 +20,10 @@ the first variant) and fps_vs_resolution.png into --work-dir, and each row to ro
 it is measured (default
 work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
-to every config. What each measurement covers: parnet_det/benchmark/variants.py.
+to every config. What each measurement covers (the same timer scope in every variant and runtime,
+recorded per row as timed_scope): parnet_det/benchmark/variants.py. Runtime rows (onnxruntime,
+openvino) check their outputs against PyTorch's first; a row that fails is kept as 'parity_failed',
+out of every table and ratio, and the command exits non-zero.
 
 Folding: the deploy form folds every model alike (ParNet's blocks and the BatchNorm of every
 ConvModule); rows count what was folded and any BatchNorm left straight after a convolution.
@@ -67,7 +70,7 @@ from parnet_det.benchmark import (
     write_report,
 )
 from parnet_det.benchmark.matrix import row_appender
-from parnet_det.benchmark.rows import measured
+from parnet_det.benchmark.rows import measured, parity_failures
 from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
 from parnet_det.utils.cli_args import non_negative_int, path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
@@ -191,6 +194,9 @@ def main(argv=None):
         print(f'wrote {path}')
     if rows and not measured(rows):  # nothing measured: a failure, whatever was written
         sys.exit(f'error: all {len(rows)} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
+    failures = parity_failures(rows)
+    if failures:
+        sys.exit(f'error: {failures}')
 
 
 if __name__ == '__main__':

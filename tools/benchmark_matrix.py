@@ -17,6 +17,8 @@ again measures only the rows it lacks (timed-out or failed rows too with --retry
 time limit (--row-time-limit, else the preset's). At the end: results.{json,csv,md},
 fps_vs_resolution.png, regimes.md (each model's speed ratio to its baseline, per regime, with spreads),
 latency_vs_resolution.png, throughput_vs_batch.png, and with --archive one .tar.gz of all of them.
+A runtime row whose parity with PyTorch failed is kept out of every table and ratio, and the command
+exits non-zero while rows.jsonl holds one.
 """
 import argparse
 import dataclasses
@@ -26,6 +28,7 @@ import sys
 import tarfile
 
 from parnet_det.benchmark import MODES, PRESETS, check_settings, check_train_settings, read_rows, run_matrix
+from parnet_det.benchmark.rows import latest_rows, parity_failures
 from parnet_det.benchmark.settings import pair_recipe
 from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.fileio import check_writable_file
@@ -146,6 +149,9 @@ def main(argv=None):
     if args.archive:
         write_archive(args.work_dir, args.archive)
         print(f'wrote {args.archive}')
+    failures = parity_failures(latest_rows(read_rows(osp.join(args.work_dir, 'rows.jsonl'))))
+    if failures:
+        sys.exit(f'error: {failures}')
 
 
 if __name__ == '__main__':

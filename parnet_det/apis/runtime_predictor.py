@@ -4,10 +4,12 @@ the same detections JSON as ``tools/infer.py`` (``tools/deploy/infer_runtime.py`
     predict, dataset_meta = load_runtime_predictor('configs/yolov4_csp_coco.py', 'epoch_300.pth', 'openvino')
     MediaInferencer(predict, dataset_meta, 'out/')(['my_photos/'])
 
-The detector is built and folded as the engine builds it, exported at the
-config's test size with a dynamic batch (or an exported graph is given), and
-run in the runtime on the CPU in fp32 (:class:`~parnet_det.deploy.RuntimeDetector`:
-the letterbox on the host, the graph, the head's post-processing on the host).
+The detector is built and folded as the engine builds it, exported with a
+dynamic batch at the config's test geometry (the test size, or with a
+``RectLetterbox`` a dynamic height and width: each image its own rectangle, as
+``tools/infer.py``), or an exported graph is given, and run in the runtime on
+the CPU in fp32 (:class:`~parnet_det.deploy.RuntimeDetector`: the letterbox on
+the host, the graph, the head's post-processing on the host).
 """
 import os.path as osp
 import tempfile
@@ -30,7 +32,8 @@ def load_runtime_predictor(config: Union[str, Config], checkpoint: str, runtime:
         checkpoint (str): Its weights (training or deploy form).
         runtime (str): 'onnxruntime' or 'openvino'.
         onnx (str, optional): A graph exported before from this config and checkpoint with a dynamic batch
-            (``tools/deploy/export_onnx.py --dynamic-batch``); None: exported here, into a temporary folder.
+            (``tools/deploy/export_onnx.py --dynamic-batch``, without ``--shape`` for a ``RectLetterbox``
+            config); None: exported here, into a temporary folder.
         cfg_options (dict, optional): Overrides, as ``--cfg-options``.
         score_thr (float, optional): The lowest score the caller keeps (the head's own threshold is lowered).
         threads (int, optional): The runtime's threads.

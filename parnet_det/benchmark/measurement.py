@@ -14,9 +14,10 @@ from ..models import build_detector
 from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
 from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
+from .rows import parity_status
 from .settings import BenchmarkSettings, ModelSpec, min_repeat_seconds
 from .timing import BlockTimer, PeakMemory, autocast, module_bytes, summarize_ms
-from .variants import build_runner, build_runtime, timed_step
+from .variants import build_runner, build_runtime, timed_scope, timed_step
 from .workload import HeadOutputs, control_workload, head_adapter
 
 
@@ -151,7 +152,8 @@ class ModelBench:
         row['input_shape'] = (list(runner.input_size) if isinstance(runner, (DetectorEngine, RuntimeDetector))
                               else list(self.data['inputs'].shape[-2:]))
         row['nms_candidates_per_image'] = self.count_candidates(runner, variant, precision)
-        step, context = timed_step(runner, mode, self.images, self.data, self.device, precision)
+        row['timed_scope'] = timed_scope(runner, mode)
+        step, context = timed_step(runner, mode, self.images, self.device, precision)
         timer = BlockTimer(step, self.device, context)
         # Compilation and graph capture happen on the first call: never inside a timed block.
         options = getattr(runner, 'options', None)
@@ -165,7 +167,10 @@ class ModelBench:
         return timer
 
     def finish(self, row: dict, timer: BlockTimer, block_ms: list, mode: str) -> None:
-        """The timing fields of ``row`` from its blocks, and (end2end) the detections of one more call."""
+        """The timing fields of ``row`` from its blocks, and (end2end) the detections of one more call.
+
+        A runtime whose outputs failed their parity with PyTorch keeps its timing under ``status``
+        'parity_failed' (:func:`~.rows.parity_status`): out of every table and ratio."""
         timing = summarize_ms(block_ms)
         detections = None
         if mode == 'end2end':
@@ -173,4 +178,4 @@ class ModelBench:
                 detections = float(np.mean([len(sample.pred_instances) for sample in timer.step()]))
         row.update(timing, ms_per_batch_repeats=block_ms, iters_per_repeat=timer.iters,
                    images_per_s=len(self.images) * 1000 / timing['ms_per_batch_median'],
-                   detections_per_image=detections, status='ok')
+                   detections_per_image=detections, **parity_status(row))

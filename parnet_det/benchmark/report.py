@@ -60,8 +60,13 @@ def benchmark_meta(argv: Sequence[str], settings, baseline: Optional[str], train
                                       'received, counted on the variant\'s own path and precision'),
             backbone_depth=('convolutions on the longest path through the backbone, input to stride 32 '
                             '(measured; a ParNet classifier counts one more, its FC: 12 for ParNet\'s 11)'),
-            variants=('mmdet: the detector through mmdet (model._forward / test_step); others: '
-                      'parnet_det.inference.DetectorEngine with the named fast paths (eager: none)'),
+            variants=('mmdet: the detector through mmdet (model._forward / test_step); onnxruntime, openvino: the '
+                      'exported graph in that runtime; others: parnet_det.inference.DetectorEngine with the named '
+                      'fast paths (eager: none)'),
+            timed_scope=('what the timer held, recorded per row: per mode the same in every variant and runtime '
+                         '(parnet_det/benchmark/variants.py); rows without one were timed before that held'),
+            parity=('runtime rows: boxes and scores before NMS against PyTorch\'s on the timed batch; a row beyond '
+                    'the tolerances is "parity_failed", out of every table and ratio'),
             path=('the variant and precision in words (e.g. "channels-last + torch.compile max-autotune + CUDA '
                   'graphs, fp16"): the path each row ran on; no variant runs TensorRT'),
             precision=('fp16/bf16: torch.autocast for the mmdet variant, the network cast to the dtype for the '

@@ -2,10 +2,12 @@
 import statistics
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ..deploy import RUNTIMES
 from ..utils.time_limit import TimeLimitExceeded
 from .settings import MMDET_VARIANT
 
 TRAIN_MODE = 'train_step'
+PARITY_FAILED = 'parity_failed'
 # What identifies a row: a resumed run measures only the keys it does not have yet.
 ROW_KEY_FIELDS = ('hardware', 'model', 'form', 'variant', 'precision', 'resolution', 'batch_size', 'mode', 'with_cp')
 
@@ -14,8 +16,9 @@ RATIO_MATCH_KEYS = ('hardware', 'resolution', 'batch_size', 'precision', 'form',
 # Rows compared with the reference variant (the first of --variants) agree on all of these.
 VARIANT_MATCH_KEYS = ('hardware', 'model', 'resolution', 'batch_size', 'precision', 'form', 'mode', 'with_cp')
 MODE_TITLES = {
-    'network': ('Network only (on a pre-processed batch on the device: backbone + neck + head; the engine '
-                'variants also decode the boxes, before NMS)'),
+    'network': ('Network only, the same timed scope in every variant and runtime (from the letterboxed pixels of '
+                'a batch already on the device: normalisation, backbone + neck + head and box decoding; no score '
+                'threshold, no NMS)'),
     'end2end': ('End to end (uint8 HWC images in host memory -> pre-processing, network, box decoding and '
                 'NMS: boxes in original pixels)'),
     TRAIN_MODE: ('Training step (data pre-processing, forward, loss, backward, optimizer step; AMP for fp16/bf16; '
@@ -53,9 +56,44 @@ def latest_rows(rows: List[dict]) -> List[dict]:
     return [row for row in rows if latest[row_key(row)] is row]
 
 
+def legacy_scope_note(rows: List[dict]) -> Optional[str]:
+    """A line for network rows of PyTorch written before every row recorded its ``timed_scope`` (issue 32),
+    whose timer held less than the runtimes'; None where there are none."""
+    if not any(row['mode'] == 'network' and 'timed_scope' not in row and row.get('variant') not in RUNTIMES
+               for row in rows):
+        return None
+    return ('**Timed with a narrower scope**: the PyTorch network rows here (mmdet, eager and the other engine '
+            'variants) were measured before the scope was made the same everywhere: their timer started from the '
+            'normalised batch (normalisation outside it) and decoded the boxes of YOLOX heads only (mmdet: none), '
+            'while the ONNX Runtime and OpenVINO rows hold normalisation and decoding. Not re-timed.')
+
+
+def parity_status(row: dict) -> dict:
+    """``status`` of a timed row: 'ok', or 'parity_failed' with ``error`` where the runtime's outputs differ from
+    PyTorch's beyond their tolerance (``parity_*`` of :class:`~parnet_det.deploy.RuntimeParity`)."""
+    if row.get('parity_passed', True):
+        return dict(status='ok')
+    number = lambda key: f'{row[key]:.3g}' if isinstance(row[key], (int, float)) else row[key]  # or 'inf', 'nan'
+    return dict(status=PARITY_FAILED, error=(
+        f'runtime parity with PyTorch failed: boxes {number("parity_boxes_max_abs")} px (tolerance '
+        f'{number("parity_box_atol")}), scores {number("parity_scores_max_abs")} (tolerance '
+        f'{number("parity_score_atol")}); its timing is kept out of every table and ratio'))
+
+
 def measured(rows: List[dict]) -> List[dict]:
-    """The rows that hold a measurement (not the timed-out ones)."""
-    return [row for row in rows if row.get('status', 'ok') == 'ok']
+    """The rows that hold a valid measurement: not the timed-out or failed ones, nor those of a runtime whose
+    parity with PyTorch failed (also rows written before that was a status)."""
+    return [row for row in rows if row.get('status', 'ok') == 'ok' and row.get('parity_passed', True)]
+
+
+def parity_failures(rows: List[dict]) -> Optional[str]:
+    """One line naming the rows whose runtime parity failed (a command exits non-zero with it); None if none."""
+    failed = [row for row in rows if row.get('parity_passed', True) is False]
+    if not failed:
+        return None
+    return (f'{len(failed)} row(s) failed their runtime parity with PyTorch and are kept out of every table and '
+            'ratio: ' + ', '.join(f'{row["model"]} {row["variant"]} {row["resolution"]}px {row["mode"]}'
+                                  for row in failed))
 
 
 def ratio_spread(row: dict, reference: dict) -> Tuple[float, Optional[float], Optional[float], bool]:
@@ -99,10 +137,11 @@ def format_spread(low: Optional[float], high: Optional[float], paired: bool) -> 
 def _add_ratios(rows: List[dict], is_reference, match_keys: Sequence[str], field: str) -> None:
     """Set ``field`` (median) and ``field``_min / _max / _paired on every row: its speed over that of the
     reference row agreeing with it on ``match_keys`` (None without one)."""
+    valid = {id(row) for row in measured(rows)}
     references = {tuple(row.get(key) for key in match_keys): row for row in measured(rows) if is_reference(row)}
     for row in rows:
         reference = references.get(tuple(row.get(key) for key in match_keys))
-        spread = (ratio_spread(row, reference) if reference is not None and row.get('status', 'ok') == 'ok'
+        spread = (ratio_spread(row, reference) if reference is not None and id(row) in valid
                   else (None, None, None, None))
         row.update({field: spread[0], f'{field}_min': spread[1], f'{field}_max': spread[2],
                     f'{field}_paired': spread[3]})

@@ -135,8 +135,10 @@ def run_benchmark(models: Sequence[ModelSpec], settings: BenchmarkSettings, log:
         ``ms_per_batch_median`` / ``_min`` / ``_max``, ``ms_per_batch_repeats``,
         ``iters_per_repeat``, ``timing_group``, ``images_per_s`` (from the
         median), ``peak_memory_mib`` (None on the CPU), ``detections_per_image``
-        (end2end only, else None) and ``status`` ('ok', or 'timeout' / 'error'
-        with ``error`` and no timing).
+        (end2end only, else None), ``timed_scope`` (what the timer held, in
+        words) and ``status`` ('ok'; 'timeout' / 'error' with ``error`` and no
+        timing; 'parity_failed' with ``error`` and its timing, out of every
+        table and ratio).
     """
     device = check_settings(settings)
     if settings.threads is not None:

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 from .plotting import finish_axes, new_figure, to_png
 from .published import published_ap_cell
-from .rows import MODE_TITLES, measured, numeric_order, path_label
+from .rows import MODE_TITLES, legacy_scope_note, measured, numeric_order, path_label
 from .settings import MODES
 from .tables import ratio_cell
 
@@ -54,7 +54,8 @@ def runtime_tables(rows: List[dict]) -> str:
                 'quoted with its source for the network with its authors\' weights; the rows time random weights, '
                 'so it is not measured here.', '']
     for (hardware, mode, runtime), group in by_runtime(rows).items():
-        sections += [f'## {hardware}: {runtime}, {mode}', '', MODE_TITLES[mode], '',
+        note = legacy_scope_note(group)
+        sections += [f'## {hardware}: {runtime}, {mode}', '', MODE_TITLES[mode], '', *([note, ''] if note else []),
                      '| model | px | params (M) | GFLOPs | latency ms (min-max) | FPS (min-max) | × baseline (spread) '
                      '| published AP, not measured (data; source) |', '|---|---|---|---|---|---|---|---|',
                      *map(_line, group), '']

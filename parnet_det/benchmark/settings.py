@@ -53,8 +53,8 @@ class BenchmarkSettings:
         variants (Sequence[str]): 'mmdet', engine fast-path combinations and/or runtimes ('onnxruntime',
             'openvino'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
             that cannot run here (not installed, not fp32, not the CPU) is skipped with one line.
-        modes (Sequence[str]): 'network' (no decoding of mmdet's path, no NMS: RTMDet's protocol) and/or
-            'end2end' (see :mod:`.variants`).
+        modes (Sequence[str]): 'network' (normalisation, network and box decoding, no NMS: RTMDet's protocol)
+            and/or 'end2end' (see :mod:`.variants`).
         device (str): 'cpu', 'cuda' or 'cuda:N'.
         warmup (int): Untimed iterations before each measurement.
         iters (int): Iterations per timed repeat, at least.

@@ -2,7 +2,7 @@
 from typing import List
 
 from .model_stats import PARTS
-from .rows import MODE_TITLES, TRAIN_MODE, format_spread, measured, numeric_order, verdict
+from .rows import MODE_TITLES, TRAIN_MODE, format_spread, legacy_scope_note, measured, numeric_order, verdict
 from .settings import MODES
 
 
@@ -106,12 +106,13 @@ def render_markdown(meta: dict, rows: List[dict]) -> str:
         '', '## Model size by part', '', *_size_table(rows),
     ]
     for mode in MODES:
-        lines += ['', f'## {MODE_TITLES[mode]}', ''] + _inference_table(rows, mode)
+        note = legacy_scope_note([row for row in measured(rows) if row['mode'] == mode])
+        lines += ['', f'## {MODE_TITLES[mode]}', '', *([note, ''] if note else [])] + _inference_table(rows, mode)
     if any(row['mode'] == TRAIN_MODE for row in rows):
         lines += ['', f'## {MODE_TITLES[TRAIN_MODE]}', ''] + _training_table(rows)
     failed = [row for row in rows if row.get('status', 'ok') != 'ok']
     if failed:
-        lines += ['', '## Not measured', ''] + [
+        lines += ['', '## Not measured, or kept out (runtime parity failed)', ''] + [
             f'- {row["model"]} {row["variant"]} {row["precision"]} {row["resolution"]}px b{row["batch_size"]} '
             f'{row["mode"]}: {row["status"]} ({row.get("error", "")})' for row in failed]
     return '\n'.join(lines) + '\n'

@@ -18,21 +18,28 @@
   are timed apart (``export_s``, ``compile_s``), and every row records the
   parity of its boxes and scores with PyTorch before NMS (``parity_*``).
 
-Modes:
+Modes, each the same scope in every variant and runtime (:data:`TIMED_SCOPES`, which every row records as
+``timed_scope``):
 
-- ``network``: on a batch that was pre-processed beforehand and already lies
-  on the device: ``model._forward`` (backbone, neck, head; no decoding) for
-  ``mmdet``, the engine's network (with batched box decoding for YOLOX heads,
-  before NMS) for the engine variants.
+- ``network``: from the letterboxed pixels of the batch, already on the device,
+  to the dense boxes and scores before any threshold and NMS (RTMDet's
+  protocol): normalisation, backbone, neck, head and box decoding. ``mmdet``:
+  its data preprocessor on the packed batch, ``model._forward`` and
+  :meth:`~parnet_det.inference.DenseDetectorNetwork.boxes_and_scores` (mmdet has
+  no decoding apart from its threshold and NMS); the engine: its normalisation,
+  its network (fast paths) and the same decoding; a runtime: the exported graph,
+  which holds all three.
 - ``end2end``: what serving a batch of decoded images costs, from uint8 HWC
   images in host memory to boxes in original pixels: for ``mmdet``, packing as
   ``PackDetInputs`` does and ``model.test_step`` (data preprocessor, network,
   decoding and NMS per image); for the engine, copy to the device, resize and
   letterbox there, normalisation, the network, and batched NMS; for a runtime,
-  on the network's side (``network``) the graph on the letterboxed pixels
-  (normalisation, network, box decoding: RTMDet's protocol, no NMS), end to end
   the letterbox on the host, the graph, then the head's post-processing on the
   host (:data:`~parnet_det.deploy.runtime_detector.END2END_NMS`).
+
+A detector without dense decoding (a head other than YOLOX's, RTMDet's and those
+with ``boxes_and_scores``; none of this project's) is timed without it in
+``network`` mode, and its rows' ``timed_scope`` says so.
 """
 import copy
 import os.path as osp
@@ -45,13 +52,22 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from mmdet.models.detectors import SingleStageDetector
+
 from ..deploy import RUNTIMES, RuntimeDetector, runtime_missing
-from ..inference import DetectorEngine, InferenceOptions
+from ..inference import DenseDetectorNetwork, DetectorEngine, InferenceOptions
 from .inputs import pack_images
 from .settings import MMDET_VARIANT
 from .timing import autocast
 
 Runner = Union[nn.Module, DetectorEngine, RuntimeDetector]
+# What is inside the timer, per mode: the same in every variant and runtime.
+TIMED_SCOPES = {
+    'network': 'letterboxed pixels on the device -> normalisation, network, box decoding (no threshold, no NMS)',
+    'end2end': 'uint8 images in host memory -> letterbox, normalisation, network, decoding, NMS: boxes in '
+               'original pixels',
+}
+NO_DECODING_SCOPE = 'letterboxed pixels on the device -> normalisation, network (this head has no dense decoding)'
 
 
 def runtime_skip(variant: str, precision: str, device: torch.device) -> Optional[str]:
@@ -128,16 +144,44 @@ def decode_in_fp32(model: nn.Module):
             handle.remove()
 
 
-def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: dict, device: torch.device,
+def dense_network(runner: Runner) -> Optional[DenseDetectorNetwork]:
+    """The network the ``network`` mode runs (mmdet's ``_forward``, with YOLOX's batched decoding), where it
+    can decode dense boxes; None for a runtime (its graph decodes) and where it cannot (see :func:`timed_scope`)."""
+    if isinstance(runner, RuntimeDetector):
+        return None
+    if isinstance(runner, DetectorEngine):
+        network = runner.dense_network
+    elif isinstance(runner, SingleStageDetector):
+        network = DenseDetectorNetwork(runner)
+    else:
+        return None
+    return network if network.exports_boxes else None
+
+
+def timed_scope(runner: Runner, mode: str) -> str:
+    """What the timer of ``runner``'s ``mode`` step holds, in words (the row's ``timed_scope``)."""
+    if mode == 'network' and not isinstance(runner, RuntimeDetector) and dense_network(runner) is None:
+        return NO_DECODING_SCOPE
+    return TIMED_SCOPES[mode]
+
+
+def _decoding(network: Optional[DenseDetectorNetwork]) -> Callable[[object], object]:
+    """Network outputs -> the graph's dense boxes and scores in fp32; the identity without a network that decodes."""
+    if network is None:
+        return lambda outputs: outputs
+    return lambda outputs: network.boxes_and_scores(_to_fp32(outputs))
+
+
+def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], device: torch.device,
                precision: str) -> Tuple[Callable[[], object], Callable[[], ContextManager]]:
-    """The step to time for ``mode``, and what makes the context it runs in (inference mode; autocast and the
-    fp32 decoding for mmdet): entered around each block, so that the blocks of several models can alternate.
+    """The step to time for ``mode`` (:data:`TIMED_SCOPES`), and what makes the context it runs in (inference
+    mode; autocast and the fp32 decoding for mmdet): entered around each block, so that the blocks of several
+    models can alternate. What is before the timer (the letterbox of ``network`` mode) is done here, once.
 
     Args:
-        runner (nn.Module | DetectorEngine): From :func:`build_runner`.
+        runner (nn.Module | DetectorEngine | RuntimeDetector): From :func:`build_runner` or :func:`build_runtime`.
         mode (str): 'network' or 'end2end'.
-        images (list[np.ndarray]): The batch, uint8 HWC.
-        data (dict): The batch after mmdet's data preprocessor (the mmdet network step's input).
+        images (list[np.ndarray]): The batch, uint8 HWC (the benchmark's are squares of the input size).
         device (torch.device): Where it runs.
         precision (str): The mmdet variant's autocast precision.
     """
@@ -148,14 +192,19 @@ def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], data: di
         return (lambda: runner(images)), torch.inference_mode
     if isinstance(runner, DetectorEngine):
         if mode == 'network':
-            batch, _ = runner.preprocess(images)
-            return (lambda: runner.network(batch)), torch.inference_mode
+            with torch.inference_mode():
+                pixels, _ = runner.preprocess.letterbox(images)
+            decode = _decoding(dense_network(runner))
+            return (lambda: decode(runner.network(runner.preprocess.normalise(pixels)))), torch.inference_mode
         return (lambda: runner(images)), torch.inference_mode
+    context = lambda: _entered(torch.inference_mode(), autocast(device, precision), decode_in_fp32(runner))
     if mode == 'network':
-        return (lambda: runner._forward(data['inputs'], data['data_samples'])), lambda: _entered(
-            torch.inference_mode(), autocast(device, precision))
-    return (lambda: runner.test_step(pack_images(images))), lambda: _entered(
-        torch.inference_mode(), autocast(device, precision), decode_in_fp32(runner))
+        # The images are squares of the input size: PackDetInputs' tensors are the letterboxed pixels.
+        packed, network = pack_images(images), dense_network(runner)
+        forward = runner._forward if network is None else network  # mmdet's _forward, then YOLOX's batched decoding
+        decode = _decoding(network)
+        return (lambda: decode(forward(runner.data_preprocessor(packed, False)['inputs']))), context
+    return (lambda: runner.test_step(pack_images(images))), context
 
 
 @contextmanager

@@ -88,8 +88,11 @@ def preset_name(arch: dict) -> Optional[str]:
     return None
 
 
-def load_official_state_dict(path: str, weights: str = 'ema') -> Dict[str, torch.Tensor]:
-    """The official ``state_dict_ema`` (``weights='ema'``) or ``state_dict`` of ``path``.
+def load_official_state_dict(path: str, weights: str = 'state_dict') -> Dict[str, torch.Tensor]:
+    """The official ``state_dict`` (default) or ``state_dict_ema`` (``weights='ema'``) of ``path``.
+
+    The plain ``state_dict`` is what the release's validate commands evaluate (timm's
+    ``validate.py`` without ``--use-ema``): the weights of its published top-1.
 
     Read by :func:`~parnet_det.utils.checkpoint.load_checkpoint_file`; timm's
     checkpoints may also hold the training ``args`` (an ``argparse.Namespace``),
@@ -105,7 +108,7 @@ def load_official_state_dict(path: str, weights: str = 'ema') -> Dict[str, torch
         state_dict = checkpoint  # a bare state dict
     else:
         raise ConversionError(f'{path} has no {entry!r} (top-level keys: {sorted(checkpoint)[:10]}); '
-                              "choose the weights with --weights ema|state_dict")
+                              "choose the weights with --weights state_dict|ema")
     return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state_dict.items())
 
 

@@ -9,13 +9,14 @@
 The graph (:class:`OnnxExportWrapper`) takes ``images``: the letterboxed batch
 in pixel values, float32 (B, 3, H, W), channels in the decoded order (BGR, as
 ``mmcv.imread`` gives), resized as the test pipeline's ``Resize`` (its
-interpolation) and padded with its pad value: at the bottom right, or centred
-where the pipeline has a ``RectLetterbox`` (the YOLOv4-CSP family; the graph's
-input is then a fixed square of the ``Resize`` scale, the image centred in it,
-not the official test's per-image rectangle). See
-:class:`~parnet_det.inference.BatchPreprocessor` with the export's input size,
-whose steps before normalisation these are, and whose ``metas`` the
-post-processing below takes. The graph normalises (and reverses the channels)
+interpolation) and padded with its pad value: at the bottom right to the fixed
+input size, or, where the pipeline has a ``RectLetterbox`` (the YOLOv4-CSP
+family) and no input size is given, centred in each image's own rectangle as
+the test letterboxes it: that graph has a dynamic height and width (multiples
+of the letterbox's stride), so that it runs every image at the test's
+geometry. See :meth:`~parnet_det.inference.BatchPreprocessor.letterbox` with
+the export's input size (or none), whose steps these are, and whose ``metas``
+the post-processing below takes. The graph normalises (and reverses the channels)
 as the config's data preprocessor does, runs the folded network and decodes
 the boxes. It returns
 
@@ -112,10 +113,25 @@ class OnnxExportWrapper(nn.Module):
             images = (images - self.mean) / self.std
         return self.network.boxes_and_scores(self.network(images))
 
+    @property
+    def example_size(self) -> Tuple[int, int]:
+        """(H, W) of the inputs an export traces and checks: the fixed input size, or without one (a
+        ``RectLetterbox``, any rectangle) the rectangle of a 3:4 landscape image (height and width differ:
+        traced at a square, the exporter could tie them)."""
+        if self.settings.input_size is not None:
+            return self.settings.input_size
+        return self.settings.letterbox.padded_shape(3, 4)
+
+    @property
+    def size_multiple(self) -> Optional[int]:
+        """What every input side is a multiple of where the graph takes any rectangle (the letterbox's stride);
+        None for a fixed input size."""
+        return None if self.settings.input_size is not None else self.settings.letterbox.stride
+
     def letterboxed_inputs(self, batch_size: int, seed: int = 0) -> torch.Tensor:
-        """A batch shaped like the graph's input: random pixels over the top 3/4 of the rows (a landscape
-        image letterboxed), the pad pixel below."""
-        height, width = self.settings.input_size
+        """A batch of :attr:`example_size`: random pixels over the top 3/4 of the rows (a landscape image
+        letterboxed), the pad pixel below."""
+        height, width = self.example_size
         gen = torch.Generator().manual_seed(seed)
         pad = torch.tensor(self.settings.pad_pixel, dtype=torch.float32).view(1, 3, 1, 1)
         images = pad.expand(batch_size, 3, height, width).clone()
@@ -134,7 +150,8 @@ class OnnxExport:
             to compare the file with (:func:`check_onnx_against_pytorch`).
         input_name (str): The graph's input, (B, 3, H, W) BGR pixels.
         output_names (tuple[str, str]): ``boxes`` and ``scores``.
-        input_shape (tuple): (B, 3, H, W); B is the string 'batch' with a dynamic batch.
+        input_shape (tuple): (B, 3, H, W); B is the string 'batch' with a dynamic batch, H and W the strings
+            'height' and 'width' where the graph takes any rectangle (a ``RectLetterbox`` config).
         opset (int): The ONNX opset of the file.
     """
     path: str
@@ -160,7 +177,8 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         checkpoint (str): Its weights, training or deploy form.
         out (str): The ONNX file to write.
         input_size (Sequence[int], optional): (H, W), or one side for a square;
-            defaults to the config's test ``Resize`` scale (also with a ``RectLetterbox``).
+            defaults to the config's test ``Resize`` scale, and with a ``RectLetterbox``
+            to a dynamic height and width: each image's own rectangle, as the test.
         batch_size (int): The batch size of the graph (with ``dynamic_batch``,
             only that of the example traced). Defaults to 1.
         dynamic_batch (bool): Make the batch dimension dynamic. Defaults to False.
@@ -181,9 +199,6 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
     # Loaded strictly (deploy checkpoints into the folded form); the engine folds and evals.
     model = build_detector(config, checkpoint, cfg_options=cfg_options)
     engine = DetectorEngine(model, model.cfg, 'cpu', input_size=input_size)
-    if engine.input_size is None:
-        # A RectLetterbox config gives each image its own rectangle; a graph needs one shape: the Resize scale.
-        engine.set_input_size(engine.preprocess.settings.resize_scale[::-1])
     module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval()
     return export_wrapper(module, out, batch_size, dynamic_batch, opset)
 
@@ -191,15 +206,23 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
 def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dynamic_batch: bool = False,
                    opset: Optional[int] = None) -> OnnxExport:
     """Export a built :class:`OnnxExportWrapper` (a folded detector already in memory, e.g. the benchmark's)
-    to ``out``, written through a temporary file next to it; the arguments as :func:`export_onnx`'s."""
+    to ``out``, written through a temporary file next to it; the arguments as :func:`export_onnx`'s. Without
+    a fixed input size (a ``RectLetterbox`` config) the height and width are dynamic, multiples of
+    :attr:`OnnxExportWrapper.size_multiple`."""
     for module_name in ('onnx', 'onnxscript'):
         require(module_name, 'ONNX export')
-    dynamic_shapes = None
+    dims = {}
     traced_batch = batch_size
     if dynamic_batch:
-        dynamic_shapes = {INPUT_NAME: {0: torch.export.Dim('batch')}}
+        dims[0] = torch.export.Dim('batch')
         # torch.export specialises a dimension of size 1 to a constant, so trace a dynamic batch with two images.
         traced_batch = max(batch_size, 2)
+    multiple = module.size_multiple
+    if multiple is not None:
+        # Derived dimensions: the network's strides divide every side, which the exporter must know.
+        dims[2] = multiple * torch.export.Dim('height_blocks', min=1)
+        dims[3] = multiple * torch.export.Dim('width_blocks', min=1)
+    dynamic_shapes = {INPUT_NAME: dims} if dims else None
     example = module.letterboxed_inputs(traced_batch)
 
     out_dir = osp.dirname(osp.abspath(out))
@@ -221,7 +244,7 @@ def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dyn
     finally:
         if osp.exists(partial):
             os.remove(partial)
-    height, width = module.settings.input_size
+    height, width = module.settings.input_size or ('height', 'width')
     return OnnxExport(path=out, module=module, input_name=INPUT_NAME, output_names=OUTPUT_NAMES,
                       input_shape=('batch' if dynamic_batch else batch_size, 3, height, width),
                       opset=written)

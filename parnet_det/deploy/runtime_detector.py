@@ -7,13 +7,16 @@
 The steps, each callable on its own (the benchmark times :meth:`network` and the whole call):
 
 1. :meth:`pixels`: the engine's letterbox (resize, pad) on the host, without the
-   normalisation, which is in the graph: the graph's input;
+   normalisation, which is in the graph: the graph's input; in the test's geometry
+   (with a ``RectLetterbox``, each image centred in its own rectangle, as
+   ``tools/test.py`` and ``tools/infer.py``: the graph takes any height and width);
 2. :meth:`network`: the runtime (normalisation, network, box decoding);
 3. the head's post-processing on the host after it
    (:func:`~parnet_det.inference.dense_postprocess`: YOLOX's batched NMS, or the
    multi-label test of YOLOv4-CSP and RTMDet), mmcv's NMS; no NMS runs in the graph.
 """
 import dataclasses
+import math
 import os.path as osp
 import time
 from dataclasses import dataclass
@@ -65,9 +68,10 @@ class RuntimeParity:
         return self.boxes_max_abs <= self.box_atol and self.scores_max_abs <= self.score_atol
 
     def fields(self) -> dict:
-        """The row fields: ``parity_<field>`` and ``parity_passed``."""
-        return dict({f'parity_{key}': value for key, value in dataclasses.asdict(self).items()},
-                    parity_passed=self.passed)
+        """The row fields: ``parity_<field>`` and ``parity_passed``; a non-finite error as its name ('inf',
+        'nan': JSON has no such numbers), which fails the parity."""
+        return dict({f'parity_{key}': value if math.isfinite(value) else str(value)
+                     for key, value in dataclasses.asdict(self).items()}, parity_passed=self.passed)
 
 
 class RuntimeDetector:
@@ -82,20 +86,17 @@ class RuntimeDetector:
 
     def __init__(self, session: RuntimeSession, module: OnnxExportWrapper, export_s: float = 0.0) -> None:
         self.session, self.module, self.export_s = session, module, export_s
-        settings = module.settings
-        # The graph normalises: its input is the letterboxed pixels.
-        self.preprocess = BatchPreprocessor(
-            dataclasses.replace(settings, mean=None, std=None, bgr_to_rgb=False), torch.device('cpu'))
+        # The graph normalises: its input is the letterboxed pixels (BatchPreprocessor.letterbox).
+        self.preprocess = BatchPreprocessor(module.settings, torch.device('cpu'))
         self.postprocess = dense_postprocess(module.network.bbox_head)
         self.test_cfg = module.test_cfg
 
     @classmethod
     def export(cls, engine: DetectorEngine, runtime: str, out: str, batch_size: int = 1, dynamic_batch: bool = False,
                threads: Optional[int] = None, device='cpu') -> 'RuntimeDetector':
-        """Export the engine's (folded) network at its input size to ``out`` and open it in ``runtime``."""
-        if engine.input_size is None:
-            # A RectLetterbox config gives each image its own rectangle; a graph needs one shape: the Resize scale.
-            engine.set_input_size(engine.preprocess.settings.resize_scale[::-1])
+        """Export the engine's (folded) network to ``out`` and open it in ``runtime``: at the engine's input size,
+        or, where it has none (a ``RectLetterbox`` config: each image its own rectangle), with a dynamic height
+        and width."""
         module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval().cpu()
         start = time.perf_counter()
         export_wrapper(module, out, batch_size, dynamic_batch)
@@ -105,16 +106,25 @@ class RuntimeDetector:
     @classmethod
     def load(cls, engine: DetectorEngine, runtime: str, onnx_path: str, threads: Optional[int] = None,
              device='cpu') -> 'RuntimeDetector':
-        """A graph exported before from the same config and weights (its input size is the engine's)."""
+        """A graph exported before from the same config and weights: one of a fixed input size (the engine then
+        runs at it), or one that takes any rectangle (the engine's geometry). A graph of a fixed size is refused
+        for a ``RectLetterbox`` config, whose test gives each image its own rectangle."""
         if not osp.isfile(onnx_path):
             raise FileNotFoundError(f'ONNX file {onnx_path} does not exist')
-        if engine.input_size is None:
-            engine.set_input_size(engine.preprocess.settings.resize_scale[::-1])
+        session = open_session(runtime, onnx_path, device, threads)
+        if session.input_size is not None:
+            if engine.input_size is None:
+                height, width = session.input_size
+                raise ValueError(f'{onnx_path} takes a fixed {height}x{width} input, but the config letterboxes each '
+                                 'image to its own rectangle (RectLetterbox), as tools/test.py and tools/infer.py: '
+                                 'export it again without --shape (a dynamic height and width), or leave --onnx out')
+            engine.set_input_size(session.input_size)
         module = OnnxExportWrapper(engine.dense_network, engine.preprocess.settings).eval().cpu()
-        return cls(open_session(runtime, onnx_path, device, threads), module)
+        return cls(session, module)
 
     @property
     def input_size(self):
+        """(H, W) of the graph's input; None where each image has its own rectangle."""
         return self.module.settings.input_size
 
     def fields(self) -> dict:
@@ -126,7 +136,7 @@ class RuntimeDetector:
     def pixels(self, images: Sequence[ImageInput]):
         """Decoded images -> the graph's input (B, 3, H, W) float32 pixels as numpy, and the per-image metas."""
         with torch.inference_mode():
-            batch, metas = self.preprocess(check_images(images, self.preprocess.resized_shape))
+            batch, metas = self.preprocess.letterbox(check_images(images, self.preprocess.resized_shape))
         return batch.numpy(), metas
 
     def network(self, pixels: np.ndarray):

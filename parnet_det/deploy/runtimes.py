@@ -49,12 +49,14 @@ class RuntimeSession:
         target (str): What runs it (ONNX Runtime's provider, OpenVINO's device).
         compile_s (float): Seconds it took to load and compile the graph (kept apart from latency).
         run (Callable): float32 pixels (B, 3, H, W) -> (boxes, scores) as numpy arrays.
+        input_size (tuple[int, int], optional): The graph's (H, W); None where they are dynamic (any rectangle).
     """
     runtime: str
     version: str
     target: str
     compile_s: float
     run: Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+    input_size: Optional[Tuple[int, int]] = None
 
     def __call__(self, pixels) -> Tuple[torch.Tensor, torch.Tensor]:
         """``boxes`` (B, N, 4) and ``scores`` (B, N, C) as tensors (sharing the runtime's output memory)."""
@@ -73,7 +75,9 @@ def _onnxruntime(path: str, device: torch.device, threads: Optional[int]):
         providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
     session = ort.InferenceSession(path, options, providers=providers)
     run = lambda pixels: tuple(session.run(list(OUTPUT_NAMES), {INPUT_NAME: pixels}))
-    return ort.__version__, session.get_providers()[0], run
+    # Fixed dimensions are ints, dynamic ones names (or None).
+    sides = session.get_inputs()[0].shape[2:]
+    return ort.__version__, session.get_providers()[0], run, _fixed(sides, lambda side: isinstance(side, int), int)
 
 
 def _openvino(path: str, device: torch.device, threads: Optional[int]):
@@ -89,7 +93,13 @@ def _openvino(path: str, device: torch.device, threads: Optional[int]):
         request.infer({INPUT_NAME: pixels})
         return tuple(request.get_tensor(output).data for output in outputs)
 
-    return ov.__version__, 'CPU', run
+    sides = list(compiled.input(INPUT_NAME).get_partial_shape())[2:]
+    return ov.__version__, 'CPU', run, _fixed(sides, lambda side: side.is_static, lambda side: side.get_length())
+
+
+def _fixed(sides, is_fixed: Callable, length: Callable) -> Optional[Tuple[int, int]]:
+    """The graph's (H, W) from its input's last two dimensions; None where either is dynamic."""
+    return tuple(length(side) for side in sides) if all(is_fixed(side) for side in sides) else None
 
 
 def open_session(runtime: str, onnx_path: str, device='cpu', threads: Optional[int] = None) -> RuntimeSession:
@@ -106,7 +116,7 @@ def open_session(runtime: str, onnx_path: str, device='cpu', threads: Optional[i
     if missing is not None and runtime not in RUNTIMES:
         raise ValueError(missing)
     start = time.perf_counter()
-    version, target, run = (_onnxruntime if runtime == 'onnxruntime' else _openvino)(
+    version, target, run, input_size = (_onnxruntime if runtime == 'onnxruntime' else _openvino)(
         onnx_path, torch.device(device), threads)
     return RuntimeSession(runtime=runtime, version=version, target=target, compile_s=time.perf_counter() - start,
-                          run=run)
+                          run=run, input_size=input_size)

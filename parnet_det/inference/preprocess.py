@@ -209,7 +209,7 @@ class BatchPreprocessor:
         return uploaded
 
     def __call__(self, images: Sequence[ImageInput]) -> Tuple[torch.Tensor, List[dict]]:
-        """Pre-process a batch.
+        """Pre-process a batch: :meth:`letterbox`, then :meth:`normalise`.
 
         Args:
             images (Sequence[str | np.ndarray]): Paths or HWC uint8 BGR arrays, any sizes.
@@ -220,6 +220,12 @@ class BatchPreprocessor:
             ``scale_factor`` (w, h) and, with a letterbox, ``pad_param`` (top,
             bottom, left, right) as mmdet's pipeline records them.
         """
+        batch, metas = self.letterbox(images)
+        return self.normalise(batch), metas
+
+    def letterbox(self, images: Sequence[ImageInput]) -> Tuple[torch.Tensor, List[dict]]:
+        """The steps before normalisation: the (B, 3, H, W) float32 batch of resized, padded BGR pixels
+        (0-255) on the device, and the metas of :meth:`__call__`."""
         if len(images) == 0:
             raise ValueError('no images to pre-process')
         arrays = [read_image(image) for image in images]
@@ -251,11 +257,16 @@ class BatchPreprocessor:
                 meta['pad_param'] = np.array([top, canvas_h - new_h - top, left, canvas_w - new_w - left],
                                              dtype=np.float32)
             metas += [dict(meta) for _ in range(start, stop)]
-        if settings.bgr_to_rgb:
+        return batch, metas
+
+    def normalise(self, batch: torch.Tensor) -> torch.Tensor:
+        """Letterboxed BGR pixels -> the network's input, as the config's data preprocessor: the channels
+        reversed with ``bgr_to_rgb``, then ``(x - mean) / std``."""
+        if self.settings.bgr_to_rgb:
             batch = batch.flip(1)
         if self._mean is not None:
             batch = (batch - self._mean) / self._std
-        return batch, metas
+        return batch
 
     def resize(self, arrays: Sequence[np.ndarray], new_h: int, new_w: int) -> torch.Tensor:
         """Equal-sized images -> (N, 3, new_h, new_w) float32 on the device, as the pipeline's ``Resize``."""

@@ -4,11 +4,12 @@ import os.path as osp
 
 import pytest
 import torch
+from mmpretrain.models.heads import LinearClsHead
 
 from parnet_det.apis import build_detector, load_config
 from parnet_det.convert import convert_official
 from parnet_det.models import switch_to_deploy
-from parnet_det.models.classifiers import ParNetClassifier
+from parnet_det.models.classifiers import DropoutLinearClsHead, ParNetClassifier
 
 from ..official_reference import make_official_state_dict
 
@@ -33,6 +34,32 @@ def test_config_builds_the_classifier_with_the_official_layout(name):
     model = build_detector(osp.join(ROOT, 'configs', 'imagenet', name))
     expected = ParNetClassifier(arch=arch, backbone_type=backbone_type).state_dict()
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+
+
+# The release's model files: dropout_lin 0.1 for ParNet-L and XL, 0 for S and M; XL-CSP is trained as XL.
+DROPOUT = {'parnet_s_8xb128_in1k.py': 0.0, 'parnet_m_8xb128_in1k.py': 0.0, 'parnet_l_8xb128_in1k.py': 0.1,
+           'parnet_xl_8xb128_in1k.py': 0.1, 'parnet_xl_4xb128_ft-16e_in1k-320px.py': 0.1,
+           'parnet_xl_csp_8xb128_in1k.py': 0.1}
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_dropout_before_the_classifier_is_the_releases(name):
+    head = load_config(osp.join(ROOT, 'configs', 'imagenet', name)).model.head
+    assert head.type == 'DropoutLinearClsHead' and head.dropout == DROPOUT[name]
+
+
+def test_the_dropout_head_drops_features_in_training_only():
+    """DropoutLinearClsHead: fc(dropout(x)); the dropout zeroes about its rate of the features in training, and
+    nothing in evaluation, where it is mmpretrain's LinearClsHead with the same weights."""
+    head = DropoutLinearClsHead(dropout=0.1, num_classes=3, in_channels=4000)
+    plain = LinearClsHead(num_classes=3, in_channels=4000)
+    plain.load_state_dict(head.state_dict(), strict=True)
+    features = (torch.rand(2, 4000) + 1, )
+    torch.manual_seed(0)
+    dropped = (head.train().pre_logits(features) == 0).float().mean().item()
+    assert 0.08 < dropped < 0.12
+    with torch.no_grad():
+        assert torch.equal(head.eval()(features), plain.eval()(features))
 
 
 def test_recipe_and_official_eval_transform():

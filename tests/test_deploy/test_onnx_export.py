@@ -9,11 +9,13 @@ import torch
 
 from mmdet.registry import MODELS
 
-from parnet_det.apis import load_config
+from parnet_det.apis import build_detector, load_config
+from parnet_det.benchmark.workload import control_workload
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx, reparameterize_checkpoint
 from parnet_det.inference import BatchPreprocessor, PreprocessSettings, postprocess_dense_detections
 
 from ..helpers import TINY_ARCH, load_tool, randomize_norm_stats, spread_yolox_scores
+from .test_runtimes import HEADS, TOOL_GEOMETRY
 
 onnx = pytest.importorskip('onnx', reason='ONNX export needs requirements/deploy.txt')
 ort = pytest.importorskip('onnxruntime', reason='the ONNX check needs requirements/deploy.txt')
@@ -172,7 +174,7 @@ def test_missing_checkpoint_is_refused_and_out_is_untouched(tmp_path, capsys):
 def test_a_head_that_does_not_decode_in_the_network_is_refused(tmp_path):
     cfg = load_config(RETINANET_CONFIG)
     checkpoint = tmp_path / 'retinanet.pth'
-    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, checkpoint)
+    torch.save({'state_dict': build_detector(cfg).state_dict(), 'meta': {}}, checkpoint)
     out = tmp_path / 'retinanet.onnx'
     out.write_bytes(b'keep')
     with pytest.raises(ValueError, match='RetinaHead: only YOLOX-style heads'):
@@ -202,3 +204,26 @@ def test_missing_deploy_requirements_are_named(exported, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxscript', None)
     with pytest.raises(ImportError, match=r'onnxscript.*pip install -r requirements/deploy\.txt'):
         export_onnx(CONFIG, 'any.pth', str(tmp_path / 'model.onnx'))
+
+
+
+@pytest.mark.slow
+def test_a_rect_letterbox_config_exports_any_rectangle_and_is_checked_at_two(tmp_path, capsys):
+    """The YOLOv4-CSP family letterboxes each image to its own rectangle: without --shape its graph's height and
+    width are dynamic (named, not numbers), and the CLI checks it at a landscape and a portrait rectangle (a
+    narrow detector whose head is set to give NMS a few hundred candidates, as the benchmark sets it)."""
+    config_file, options = HEADS['yolov4_csp']
+    cfg = load_config(str(REPO / config_file), {**options, **TOOL_GEOMETRY['yolov4_csp']})
+    config, checkpoint, out = (str(tmp_path / name) for name in ('narrow.py', 'narrow.pth', 'rect.onnx'))
+    cfg.dump(config)
+    torch.manual_seed(0)
+    model = build_detector(cfg)
+    batch, metas = BatchPreprocessor(PreprocessSettings.from_config(cfg), torch.device('cpu'))(
+        [np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)])
+    control_workload(model, batch, metas, candidates=300, detections=50)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    load_tool('deploy/export_onnx.py').main([config, checkpoint, out, '--dynamic-batch'])
+    stdout = capsys.readouterr().out
+    assert 'Bx3xHxW (dynamic B, H, W)' in stdout and stdout.count('  passed') == 3 and 'FAILED' not in stdout
+    dims = onnx.load(out).graph.input[0].type.tensor_type.shape.dim
+    assert [bool(dim.dim_param) for dim in dims] == [True, False, True, True]

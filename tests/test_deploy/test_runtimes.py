@@ -1,6 +1,7 @@
 """ONNX Runtime and OpenVINO run the exported detector of every head type as PyTorch does; the benchmark's runtime
-variants carry their parity; a missing runtime is skipped in one line; the runtime predictor writes the engine's
-detections, and they score PyTorch's AP on generated data."""
+variants carry their parity and time the same network scope as mmdet and the engine; a missing runtime is skipped in
+one line; tools/deploy/infer_runtime.py writes tools/infer.py's detections at the test's geometry (YOLOv4-CSP's
+per-image rectangles too), and they score PyTorch's AP on generated data."""
 import copy
 import json
 import sys
@@ -21,6 +22,8 @@ from parnet_det.apis.inferencer import MediaInferencer, load_predictor
 from parnet_det.apis.results import CocoIds
 from parnet_det.apis.runtime_predictor import load_runtime_predictor
 from parnet_det.benchmark import BenchmarkSettings, load_model_specs, run_benchmark
+from parnet_det.benchmark.inputs import synthetic_images
+from parnet_det.benchmark.variants import TIMED_SCOPES, build_runtime, timed_scope, timed_step
 from parnet_det.benchmark.workload import control_workload
 from parnet_det.datasets import generate_synthetic_coco
 from parnet_det.deploy import RUNTIMES, RuntimeDetector, runtime_missing
@@ -117,6 +120,39 @@ def test_each_runtime_gives_pytorchs_outputs_and_detections_for_every_head_type(
     assert_same_detections(detector(images()), engine(images()))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not INSTALLED, reason='no runtime installed (requirements/deploy.txt)')
+@pytest.mark.parametrize('head', ['yolox', 'yolov4_csp', 'rtmdet'])
+def test_the_network_mode_times_the_same_scope_in_mmdet_the_engine_and_a_runtime(head):
+    """The benchmark's timed network step of every variant runs the graph's scope: from the same letterboxed
+    pixels, mmdet (data preprocessor, _forward, decoding), the engine (normalisation, network, decoding) and the
+    runtime's graph return the same dense boxes and scores; each row says so in its timed_scope."""
+    engine = engine_with_detections(head)  # folded, its outputs in range (the controlled workload)
+    model, cfg, cpu = engine.model, engine.cfg, torch.device('cpu')
+    pictures = synthetic_images(SIDE, 2)
+    runners = [model, engine, build_runtime(model, cfg, 'train', INSTALLED[0], SIDE, 2, None)]
+    outputs = []
+    for runner in runners:
+        assert timed_scope(runner, 'network') == TIMED_SCOPES['network']
+        step, context = timed_step(runner, 'network', pictures, cpu, 'fp32')
+        with context():
+            outputs.append([output.clone() for output in step()])
+    for boxes, scores in outputs[1:]:
+        torch.testing.assert_close(boxes, outputs[0][0], rtol=1e-4, atol=0.05)
+        torch.testing.assert_close(scores, outputs[0][1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_fixed_size_graph_is_refused_where_the_test_gives_each_image_its_rectangle(exported):
+    """A graph exported at one size would see another image than tools/test.py for a RectLetterbox config."""
+    engine, path = exported
+    if engine.preprocess.settings.letterbox is None:
+        pytest.skip('a fixed-size config: its graph is of that size')
+    per_image = DetectorEngine(engine.model, engine.cfg, 'cpu', deploy=False)  # the config's own geometry
+    with pytest.raises(ValueError, match=rf'takes a fixed {SIDE}x{SIDE} input, but the config letterboxes each image'):
+        RuntimeDetector.load(per_image, INSTALLED[0], path)
+
+
 def test_rtmdet_decode_is_that_of_mmdets_predict_by_feat():
     """Every (prior, class) pair of mmdet's RTMDetHead.predict_by_feat (no threshold, no NMS) has the decoded
     box (clipped as mmdet clips) and score of DenseDetectorNetwork.decode_rtmdet."""
@@ -173,25 +209,52 @@ def test_runtime_rows_carry_parity_export_and_compile_times_and_the_same_workloa
             assert abs(row['detections_per_image'] - eager[row['model'], 'end2end']['detections_per_image']) <= 1
 
 
+# The head families' test geometry at SIDE px: YOLOX's and RTMDet's fixed square, YOLOv4-CSP's RectLetterbox (each
+# image centred in its own rectangle, a multiple of 64; a batch of several padded to the largest).
+TOOL_GEOMETRY = {
+    'yolox': {},
+    'yolov4_csp': {'test_dataloader.dataset.pipeline.1.scale': (SIDE, SIDE),
+                   'test_dataloader.dataset.pipeline.2.img_size': SIDE},
+    'rtmdet': {'test_dataloader.dataset.pipeline.1.scale': (SIDE, SIDE),
+               'test_dataloader.dataset.pipeline.2.size': (SIDE, SIDE)},
+}
+# Over a few dozen detections each: YOLOv4-CSP's and RTMDet's controlled candidates score low (their threshold, 0.001);
+# the others' detections near 0.01 would be NMS near-ties between the random heads' boxes, hundreds of pixels wide,
+# whose fp32 rounding differs between the runtimes by up to ~0.5 px.
+TOOL_SCORE_THR = {'yolox': 0.05, 'yolov4_csp': 0.001, 'rtmdet': 0.001}
+# Landscape, portrait, near-square: three rectangles under a RectLetterbox.
+TOOL_IMAGE_SHAPES = ((96, 160), (150, 90), (100, 104))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not INSTALLED, reason='no runtime installed (requirements/deploy.txt)')
-def test_the_runtime_tool_writes_the_detections_of_infer_py(tmp_path):
-    """Same images, same checkpoint: the detections JSON of tools/deploy/infer_runtime.py is tools/infer.py's
-    (each image's detections: same count, labels, scores within 1e-3, boxes within 0.05 px + 3e-3 relative: the random
-    head's boxes reach hundreds of pixels past the image, where fp32 kernels differ by ~1e-3)."""
-    config = str(REPO / HEADS['yolox'][0])
-    cfg = load_config(config)
+@pytest.mark.parametrize('head', list(TOOL_GEOMETRY))
+def test_the_runtime_tool_writes_the_detections_of_infer_py(head, tmp_path):
+    """Same images, same checkpoint: the detections JSON of tools/deploy/infer_runtime.py is tools/infer.py's, for
+    every head family at its test geometry (YOLOv4-CSP's: each image its own rectangle, the graph a dynamic height
+    and width; batches of 2 mix shapes). Each image's detections: same count, labels, scores within 1e-3, boxes
+    within 0.05 px + 3e-3 relative (the random head's boxes reach hundreds of pixels past the image, where fp32
+    kernels differ by ~1e-3)."""
+    config, options = HEADS[head]
+    cfg = load_config(str(REPO / config), {**options, **TOOL_GEOMETRY[head]})
+    config = str(tmp_path / f'{head}.py')
+    cfg.dump(config)
+    rng = np.random.default_rng(2)
+    pictures = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in TOOL_IMAGE_SHAPES]
     torch.manual_seed(0)
     model = build_detector(cfg)
-    batch, metas = DetectorEngine(copy.deepcopy(model), cfg, 'cpu').preprocess(images())
+    batch, metas = DetectorEngine(copy.deepcopy(model), cfg, 'cpu').preprocess(pictures)
+    if head == 'yolov4_csp':  # the test's rectangles (three, one per aspect ratio), not one square
+        assert len({meta['pad_shape'] for meta in metas}) == 3
     control_workload(model, batch, metas, candidates=300, detections=50)
     checkpoint = str(tmp_path / 'tiny.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
     folder = tmp_path / 'images'
     folder.mkdir()
-    for index, image in enumerate(images(3, seed=2)):
-        cv2.imwrite(str(folder / f'{index}.png'), image)
-    common = [config, checkpoint, str(folder), '--score-thr', '0.05', '--no-draw', '--batch-size', '2']
+    for index, picture in enumerate(pictures):
+        cv2.imwrite(str(folder / f'{index}.png'), picture)
+    common = [config, checkpoint, str(folder), '--score-thr', str(TOOL_SCORE_THR[head]), '--no-draw',
+              '--batch-size', '2']
     load_tool('infer.py').main([*common, '--out-dir', str(tmp_path / 'torch'), '--device', 'cpu'])
     expected = by_image(tmp_path / 'torch')
     assert sum(map(len, expected.values())) > 30
@@ -200,10 +263,20 @@ def test_the_runtime_tool_writes_the_detections_of_infer_py(tmp_path):
         got = by_image(tmp_path / runtime)
         assert got.keys() == expected.keys()
         for name, records in got.items():
-            assert len(records) == len(expected[name]), (runtime, name)
-            for mine, theirs in zip(records, expected[name]):
-                assert mine['category_id'] == theirs['category_id'] and abs(mine['score'] - theirs['score']) < 1e-3
-                assert np.allclose(mine['bbox'], theirs['bbox'], atol=0.05, rtol=3e-3)
+            assert_same_records(records, expected[name], (runtime, name))
+
+
+def assert_same_records(records, expected, where):
+    """One to one: each detection has its own partner of the same class, score within 1e-3 and box within 0.05 px
+    + 3e-3 relative (partners are matched, not ranks: near-equal scores may swap)."""
+    assert len(records) == len(expected), where
+    unmatched = list(expected)
+    for record in records:
+        partner = next((other for other in unmatched if other['category_id'] == record['category_id']
+                        and abs(other['score'] - record['score']) < 1e-3
+                        and np.allclose(record['bbox'], other['bbox'], atol=0.05, rtol=3e-3)), None)
+        assert partner is not None, (where, record)
+        unmatched.remove(partner)
 
 
 def by_image(out_dir):

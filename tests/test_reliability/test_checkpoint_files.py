@@ -53,7 +53,7 @@ def test_the_converter_uses_the_reader(broken_checkpoints, kind):
 
 def test_the_converter_still_allows_timm_training_args(tmp_path):
     path = tmp_path / 'official.pth.tar'
-    torch.save({'state_dict_ema': {'inits.0.w': torch.ones(1)}, 'args': argparse.Namespace(lr=0.1)}, path)
+    torch.save({'state_dict': {'inits.0.w': torch.ones(1)}, 'args': argparse.Namespace(lr=0.1)}, path)
     assert list(load_official_state_dict(str(path))) == ['inits.0.w']
     with pytest.raises(UnsafeCheckpointError):  # the Namespace is allowed for the converter only
         load_checkpoint_file(str(path))

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector, load_config
-from parnet_det.benchmark import BlockTimer, check_precisions, pack_images, resolve_device, synthetic_images
+from parnet_det.benchmark import BlockTimer, check_precisions, resolve_device, synthetic_images
 from parnet_det.benchmark.variants import timed_step
+from parnet_det.deploy import runtime_missing
+from parnet_det.deploy.runtime_detector import PARITY_TOLERANCES
 from parnet_det.models import switch_to_deploy
 
 from ..helpers import load_tool, randomize_norm_stats, relative_error
@@ -162,8 +164,7 @@ def test_deploy_and_train_forms_predict_the_same(tmp_path):
     assert switch_to_deploy(deploy_form) > 0
     images = synthetic_images(64, 2)
     with torch.inference_mode():
-        data = train_form.data_preprocessor(pack_images(images), False)
-        step = lambda model, mode: timed_step(model, mode, images, data, CPU, 'fp32')[0]()
+        step = lambda model, mode: timed_step(model, mode, images, CPU, 'fp32')[0]()
         for expected, actual in zip(step(train_form, 'network'), step(deploy_form, 'network')):
             for e, a in zip(expected, actual):
                 assert relative_error(a, e) < 1e-4  # folding reorders fp32 sums; seen: <= 6e-6
@@ -231,3 +232,42 @@ def test_a_block_timer_times_every_iteration_after_the_warmup():
     block_ms = [timer.time_block() for _ in range(4)]
     assert len(calls) == 2 + 3 * 4 and len(block_ms) == 4
     assert all(ms >= 2.0 for ms in block_ms)
+
+
+@pytest.mark.skipif(runtime_missing('onnxruntime') is not None, reason='needs onnxruntime (requirements/deploy.txt)')
+def test_a_runtime_row_whose_parity_fails_is_marked_and_the_command_exits_non_zero(tmp_path, monkeypatch, capsys):
+    """Tolerances no output can meet (negative; the outputs are finite under the controlled workload) make every
+    onnxruntime row fail its parity: the rows keep their timing as 'parity_failed', the tables leave them out, and
+    the command exits with an error naming them."""
+    monkeypatch.setitem(PARITY_TOLERANCES, ('onnxruntime', 'fp32'), (-1.0, -1.0))
+    with pytest.raises(SystemExit, match=r'error: 2 row\(s\) failed their runtime parity with PyTorch.*'
+                                         r'yolo_parnet_tiny_synthetic onnxruntime 64px network'):
+        load_tool('benchmark.py').main([str(REPO / PARNET), '--variants', 'eager', 'onnxruntime', '--resolutions', '64',
+                                        '--warmup', '0', '--repeats', '2', '--min-repeat-time', '0', '--threads', '1',
+                                        '--candidates', '50', '--work-dir', str(tmp_path)])
+    rows = json.loads((tmp_path / 'results.json').read_text())['rows']
+    assert [(row['variant'], row['status']) for row in rows] == [
+        ('eager', 'ok'), ('eager', 'ok'), ('onnxruntime', 'parity_failed'), ('onnxruntime', 'parity_failed')]
+    assert all(row['ms_per_batch_median'] > 0 and row['timed_scope'] for row in rows)
+    markdown = (tmp_path / 'results.md').read_text()
+    measured_part, kept_out = markdown.split('## Not measured, or kept out (runtime parity failed)')
+    assert '| onnxruntime |' not in measured_part and '| eager |' in measured_part
+    assert kept_out.count('onnxruntime fp32 64px b1') == 2 and 'parity_failed' in kept_out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(runtime_missing('onnxruntime') is not None, reason='needs onnxruntime (requirements/deploy.txt)')
+def test_the_matrix_exits_non_zero_while_its_rows_hold_a_failed_parity(tmp_path, monkeypatch):
+    monkeypatch.setitem(PARITY_TOLERANCES, ('onnxruntime', 'fp32'), (-1.0, -1.0))
+    matrix = load_tool('benchmark_matrix.py')
+    common = ['--preset', 'cpu', '--work-dir', str(tmp_path), '--models', 'demo/yolo_parnet_tiny_synthetic',
+              '--baseline', 'demo/yolo_cspdarknet53s_tiny_synthetic']
+    with pytest.raises(SystemExit, match=r'error: 2 row\(s\) failed their runtime parity'):
+        matrix.main([*common, '--resolutions', '320', '--variants', 'onnxruntime', '--modes', 'network',
+                     '--min-repeat-time', '0', '--part', 'inference'])
+    rows = [json.loads(line) for line in (tmp_path / 'rows.jsonl').read_text().splitlines()]
+    assert [row['status'] for row in rows] == ['parity_failed', 'parity_failed']
+    assert '| yolo_parnet_tiny_synthetic | 320 |' not in (tmp_path / 'runtimes.md').read_text()
+    # The reports of those rows alone, written again: still an error.
+    with pytest.raises(SystemExit, match='failed their runtime parity'):
+        matrix.main([*common, '--part', 'report'])

@@ -57,7 +57,9 @@ def test_unknown_keys_are_reported_not_dropped_silently():
 
 
 @pytest.mark.slow
-def test_cli_picks_ema_by_default_and_writes_a_pretrained_file(tmp_path):
+def test_cli_picks_the_plain_state_dict_by_default_and_writes_a_pretrained_file(tmp_path):
+    """The release's validate commands evaluate the plain state_dict (timm's validate.py without --use-ema): the
+    default; the EMA on request."""
     ema, raw = make_official_state_dict('s', seed=1), make_official_state_dict('s', seed=2)
     src = tmp_path / 'parnet_s.pth.tar'
     torch.save({'state_dict': raw, 'state_dict_ema': ema, 'epoch': 120}, src)
@@ -68,9 +70,11 @@ def test_cli_picks_ema_by_default_and_writes_a_pretrained_file(tmp_path):
     # Loads as a Pretrained init_cfg, the way a detection config uses it.
     backbone = ParNet(arch='s', out_indices=(3,), init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     backbone.init_weights()
-    assert torch.equal(backbone.stem[0].conv3x3.conv.weight, ema['inits.0.0.block.rbr_dense.conv.weight'])
+    assert torch.equal(backbone.stem[0].conv3x3.conv.weight, raw['inits.0.0.block.rbr_dense.conv.weight'])
+    assert torch.load(dst, weights_only=True)['meta']['weights'] == 'state_dict'
 
     subprocess.run([sys.executable, 'tools/convert_official_weights.py', str(src), str(dst),
-                    '--weights', 'state_dict', '--form', 'classifier'], check=True, capture_output=True)
+                    '--weights', 'ema', '--form', 'classifier'], check=True, capture_output=True)
     loaded = torch.load(dst, weights_only=True)
-    assert torch.equal(loaded['state_dict']['head.fc.weight'], raw['head.fc.weight'])
+    assert torch.equal(loaded['state_dict']['head.fc.weight'], ema['head.fc.weight'])
+    assert not torch.equal(ema['head.fc.weight'], raw['head.fc.weight'])

@@ -5,13 +5,16 @@
         [--cfg-options key=value ...]
 
 CHECKPOINT is a training checkpoint (folded here) or a deploy one from tools/reparameterize.py.
-The graph takes `images`: letterboxed BGR pixels, float32 (B, 3, H, W) (--shape, default the
-config's test Resize scale), and returns `boxes` (B, N, 4, xyxy in input pixels) and `scores`
+The graph takes `images`: letterboxed BGR pixels, float32 (B, 3, H, W) (--shape; default the
+config's test Resize scale, or, for a config whose test letterboxes each image to its own rectangle
+(RectLetterbox: the YOLOv4-CSP family), any H and W that are multiples of its stride, the test's
+geometry, which tools/deploy/infer_runtime.py needs), and returns `boxes` (B, N, 4, xyxy in input pixels) and `scores`
 (B, N, classes); normalisation and box decoding are inside it, NMS is not: run the head's
 post-processing on the outputs, parnet_det.inference.postprocess_dense_detections for YOLOX heads,
 postprocess_multilabel_detections for the YOLOv4-CSP family (centred letterbox, official test), see
 parnet_det/deploy/onnx_export.py. Unless --no-check, the file is run with onnxruntime on the CPU
-against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more);
+against PyTorch on random letterboxed images (and, with --dynamic-batch, on one image more; with a
+dynamic height and width, on a portrait rectangle too);
 the tool exits with an error if they differ beyond --box-atol / --score-atol. Needs
 requirements/deploy.txt.
 """
@@ -33,7 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', type=path_arg, help='its weights, training or deploy form')
     parser.add_argument('out', type=path_arg, help='ONNX file to write')
     parser.add_argument('--shape', type=positive_int, nargs='+', metavar='SIDE',
-                        help='input height and width (one value: a square); default the test Resize scale')
+                        help='input height and width (one value: a square); default the test Resize scale, or '
+                        'with a RectLetterbox a dynamic height and width')
     parser.add_argument('--batch-size', type=positive_int, default=1, help='batch size of the graph')
     parser.add_argument('--dynamic-batch', action='store_true', help='make the batch dimension dynamic')
     parser.add_argument('--opset', type=positive_int, help="ONNX opset (default: torch's exporter's)")
@@ -73,8 +77,9 @@ def main(argv=None):
         exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
                                batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
                                cfg_options=args.cfg_options)
-    shape = 'x'.join('B' if side == 'batch' else str(side) for side in exported.input_shape)
-    dynamic = ' (dynamic B)' if args.dynamic_batch else ''
+    shape = 'x'.join({'batch': 'B', 'height': 'H', 'width': 'W'}.get(side, str(side)) for side in exported.input_shape)
+    dynamic = [name for name, side in (('B', 'batch'), ('H, W', 'height')) if side in exported.input_shape]
+    dynamic = f' (dynamic {", ".join(dynamic)})' if dynamic else ''
     print(f'wrote {exported.path} in {time.perf_counter() - start:.1f} s (opset {exported.opset}): input '
           f'{exported.input_name} {shape}{dynamic} BGR pixels, outputs {" and ".join(exported.output_names)}; '
           'NMS runs outside the graph (parnet_det.inference.postprocess_dense_detections, or '
@@ -82,10 +87,13 @@ def main(argv=None):
     if not args.check:
         return
     batch_sizes = [args.batch_size, args.batch_size + 1] if args.dynamic_batch else [args.batch_size]
+    inputs = [exported.module.letterboxed_inputs(n) for n in batch_sizes]
+    if 'height' in exported.input_shape:  # any rectangle: a portrait one too
+        inputs.append(inputs[0].transpose(2, 3).contiguous())
     try:
         checks = [
-            check_onnx_against_pytorch(exported.path, exported.module, batch_size=n, box_atol=args.box_atol,
-                                       score_atol=args.score_atol) for n in batch_sizes
+            check_onnx_against_pytorch(exported.path, exported.module, batch, box_atol=args.box_atol,
+                                       score_atol=args.score_atol) for batch in inputs
         ]
     except ImportError as err:
         sys.exit(f'error: {err} (or pass --no-check)')

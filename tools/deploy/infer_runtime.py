@@ -1,16 +1,20 @@
-"""Detect objects in images and videos with the exported detector in ONNX Runtime or OpenVINO: the documented
-equivalent of `tools/infer.py --runtime`, writing the same outputs (drawn copies, detections.jsonl and
-detections.json) through the same MediaInferencer.
+"""Detect objects in images and videos with the exported detector in ONNX Runtime or OpenVINO: what
+`tools/infer.py` does in PyTorch, with the same outputs (drawn copies, detections.jsonl and detections.json)
+through the same MediaInferencer, and the same detections.
 
     python tools/deploy/infer_runtime.py CONFIG CHECKPOINT INPUT [INPUT ...] --runtime onnxruntime|openvino
         [--onnx MODEL.onnx] [--out-dir DIR] [--score-thr 0.3] [--batch-size 1] [--no-draw] [--threads N]
         [--cfg-options key=value ...]
 
-The detector is folded and exported at the config's test size with a dynamic batch (or --onnx names a graph
-exported before from the same config and checkpoint with tools/deploy/export_onnx.py --dynamic-batch) and
-run on the CPU in fp32: the letterbox on the host, normalisation, network and box decoding in the graph,
-then the head's post-processing on the host (YOLOX's batched NMS, or the multi-label test of YOLOv4-CSP /
-YOLOR and RTMDet). Needs requirements/deploy.txt; a missing runtime is said in one line.
+Each image is letterboxed as the config's test pipeline does it, as in tools/test.py and tools/infer.py: a
+fixed input for the YOLOX and RTMDet configs, and for the YOLOv4-CSP family (RectLetterbox) each image
+centred in its own rectangle, a batch of several padded to the largest. The detector is folded and exported
+with a dynamic batch (and for a RectLetterbox config a dynamic height and width), or --onnx names a graph
+exported before from the same config and checkpoint with tools/deploy/export_onnx.py --dynamic-batch
+(without --shape for a RectLetterbox config; a graph of a fixed size is refused there). It runs on the CPU
+in fp32: the letterbox on the host, normalisation, network and box decoding in the graph, then the head's
+post-processing on the host (YOLOX's batched NMS, or the multi-label test of YOLOv4-CSP / YOLOR and
+RTMDet). Needs requirements/deploy.txt; a missing runtime is said in one line.
 """
 import argparse
 import sys
@@ -31,8 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', type=path_arg, help='its weights, training or deploy form')
     parser.add_argument('inputs', type=path_arg, nargs='+', help='image files, folders and videos')
     parser.add_argument('--runtime', choices=list(RUNTIMES), required=True, help='the runtime to run the graph in')
-    parser.add_argument('--onnx', type=path_arg, help='a graph exported before (with --dynamic-batch); default: '
-                        'export now')
+    parser.add_argument('--onnx', type=path_arg, help='a graph exported before (with --dynamic-batch, and without '
+                        '--shape for a RectLetterbox config); default: export now')
     parser.add_argument('--out-dir', type=path_arg, default='outputs', help='new or empty folder for the outputs')
     parser.add_argument('--score-thr', type=unit_interval, default=0.3, help='detections scoring under it are not kept')
     parser.add_argument('--batch-size', type=positive_int, default=1, help='images per runtime call')

@@ -28,15 +28,17 @@ model = dict(
     backbone=dict(type='ParNet', arch='xl', out_indices=(3,)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
-        type='LinearClsHead',
+        # The release's model files put a dropout before the linear layer ("dropout_lin"): 0.1 for ParNet-L and
+        # XL (and here XL-CSP, trained with XL's recipe), 0 for S and M. mmpretrain's LinearClsHead has none:
+        # DropoutLinearClsHead is it with that dropout (same state dict).
+        type='DropoutLinearClsHead',
+        dropout=0.1,
         num_classes=1000,
         in_channels=3200,
         # --smoothing 0.1: timm's LabelSmoothingCrossEntropy is 'original' label smoothing (1-e on the label,
         # e/K on every class).
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        # Difference: the L and XL networks of the release have a dropout before the linear layer ("dropout_lin"
-        # in their names) whose rate the README does not give; LinearClsHead has none. The head's init is
-        # mmpretrain's (normal, std 0.01), not PyTorch's default.
+        # Difference: the head's init is mmpretrain's (normal, std 0.01), not PyTorch's default.
         topk=(1, 5)),
 )
 
@@ -104,7 +106,9 @@ test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=1024)
 
 # --model-ema --model-ema-decay 0.9999: timm's ModelEmaV2 averages every parameter and buffer after each step;
-# the EMA weights are evaluated and saved as the checkpoint's state_dict (what the paper reports).
+# here the EMA weights are evaluated and saved as the checkpoint's state_dict (mmengine's EMAHook; the plain ones
+# in ema_state_dict). The release's validate commands evaluate its checkpoints' plain state_dict (timm's validate.py
+# without --use-ema), which is what tools/convert_official_weights.py takes by default.
 custom_hooks = [dict(type='EMAHook', momentum=1e-4, update_buffers=True, priority='ABOVE_NORMAL')]
 
 default_hooks = dict(
