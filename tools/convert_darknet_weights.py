@@ -14,8 +14,9 @@ import torch
 from mmengine.config import DictAction
 
 from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_darknet
+from parnet_det.utils.checkpoint import checkpoint_meta
 from parnet_det.utils.cli_args import path_arg, user_errors
-from parnet_det.utils.config import config_class_names, load_config
+from parnet_det.utils.config import config_class_names, config_files, load_config
 from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -34,7 +35,8 @@ def main():
     args = parse_args()
     with user_errors(DarknetWeightsError, OSError, OutputIsInputError):
         cfg = load_config(args.config, args.cfg_options)
-        check_writable_file(args.dst, inputs=[args.config, args.src])
+        check_writable_file(args.dst, inputs=[*config_files(args.config), args.src],
+                            own_output=lambda path: 'darknet_version' in checkpoint_meta(path))
         classes = config_class_names(cfg)
         if classes is None:
             raise DarknetWeightsError(f'{args.config} has no test dataset to take the class names from')
