@@ -57,7 +57,7 @@ from ..inference import (
     per_channel,
 )
 from ..models.builder import build_detector
-from ..utils.fileio import check_writable_file, file_starts_with
+from ..utils.fileio import check_writable_file
 
 INPUT_NAME = 'images'
 OUTPUT_NAMES = ('boxes', 'scores')
@@ -174,8 +174,7 @@ def export_onnx(config, checkpoint: str, out: str, input_size: Optional[Sequence
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     if opset is not None and not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
         raise ValueError(f'opset {opset} is not one torch exports ({ONNX_MIN_OPSET} to {ONNX_MAX_OPSET})')
-    # An earlier graph (an ONNX ModelProto starts with its ir_version field, tag 0x08) is replaced, nothing else.
-    check_writable_file(out, parent_may_be_missing=True, own_output=file_starts_with(b'\x08'))
+    check_writable_file(out, parent_may_be_missing=True)
     # The dynamo exporter translates through onnxscript and writes with onnx; refuse before building anything.
     for module_name in ('onnx', 'onnxscript'):
         require(module_name, 'ONNX export')

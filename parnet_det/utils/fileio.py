@@ -166,15 +166,17 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: 
     With ``parent_may_be_missing``, missing parent directories are fine if
     they can be created (the caller creates them when it writes). ``inputs``
     are the command's input files and folders: ``path`` must replace none of
-    them, nor lie in one (:func:`check_apart_from_inputs`). An existing file at
-    ``path`` is replaced only if ``own_output(path)`` recognises it as this
-    tool's own earlier output: anything else there (a checkpoint under a
-    results name, a symlink) is refused, never replaced.
+    them, nor lie in one (:func:`check_apart_from_inputs`). With ``own_output``,
+    an existing file at ``path`` is replaced only if ``own_output(path)``
+    recognises it as this tool's own earlier output: anything else there (a
+    checkpoint under a results name, a symlink) is refused, never replaced.
+    Every tool passes one but ONNX export (parnet_det/deploy, not yet).
     """
     check_apart_from_inputs(path, inputs)
     if osp.isdir(path):
         raise IsADirectoryError(f'cannot write {path}: it is a directory')
-    if osp.islink(path) or (osp.exists(path) and not (osp.isfile(path) and own_output and own_output(path))):
+    if own_output is not None and (osp.islink(path) or osp.exists(path) and not (osp.isfile(path)
+                                                                                 and own_output(path))):
         what = 'a symlink' if osp.islink(path) else 'a file that is not an earlier output of this tool'
         raise FileExistsError(f'{path} exists and is {what}; it is never replaced: give a new path, or remove it '
                               'first if it is yours to lose')
