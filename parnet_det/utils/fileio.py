@@ -2,6 +2,7 @@
 work, that an output can be written and replaces no input."""
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import os.path as osp
@@ -15,6 +16,15 @@ from mmengine.fileio import LocalBackend, register_backend
 PARTIAL_SUFFIX = '.tmp'
 # The name mmengine's ``backend_args`` use for :class:`AtomicLocalBackend`.
 ATOMIC_LOCAL_BACKEND = 'atomic_local'
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, hex, read in 1 MB blocks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(2**20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def strict_json(obj, **dumps_kwargs) -> str:

@@ -1,7 +1,8 @@
 """Every user error of issue 33's probe table is one ``error:`` line before any work, and leaves nothing behind:
 a config that is not Python, ``--cfg-options`` typos, a misspelled model type, an unsafe checkpoint through
 ``load_from`` / ``init_cfg``, a full disk, an annotation file cut short past the pre-flight's parse limit, two
-runs into one output folder."""
+runs into one output folder, an ``--onnx`` graph that is damaged, of another size or batch, or of another
+checkpoint."""
 import errno
 import json
 import os
@@ -9,6 +10,8 @@ import os
 import pytest
 import torch
 
+from parnet_det.apis import build_detector
+from parnet_det.apis.runtime_predictor import check_onnx_graph, stamp_checkpoint
 from parnet_det.datasets import checks, synthetic_coco_cfg_options
 from parnet_det.utils import fileio
 from parnet_det.utils.config import load_config
@@ -140,3 +143,64 @@ def test_a_second_benchmark_matrix_run_into_its_work_dir_is_refused(capsys, tmp_
         line = _one_error_line(code, err)
         assert line.startswith(f'error: work dir {work_dir} is in use by another benchmark_matrix run (pid ')
     assert rows.read_text() == json.dumps({'model': 'measured before'}) + '\n'
+
+
+def _graph(path, batch, height, width):
+    """A stand-in for an exported graph: the input ``images`` of that shape (None: a dynamic side)."""
+    onnx = pytest.importorskip('onnx')
+    shape = ['batch' if side is None else side for side in (batch, 3, height, width)]
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node('Identity', ['images'], ['boxes'])], 'g',
+        [onnx.helper.make_tensor_value_info('images', onnx.TensorProto.FLOAT, shape)],
+        [onnx.helper.make_tensor_value_info('boxes', onnx.TensorProto.FLOAT, None)])
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    return path
+
+
+@pytest.fixture
+def demo_checkpoint(tmp_path):
+    path = tmp_path / 'demo.pth'
+    torch.save({'state_dict': build_detector(DEMO_CONFIG).state_dict(), 'meta': {}}, path)
+    return path
+
+
+@pytest.mark.parametrize('damage', ['cut short', 'not a graph'])
+def test_a_corrupt_onnx_graph_is_one_line_before_any_runtime_loads_it(capsys, tiny_coco, tmp_path, demo_checkpoint,
+                                                                      damage):
+    graph = _graph(tmp_path / 'model.onnx', None, 320, 320)
+    content = graph.read_bytes()
+    graph.write_bytes(content[:len(content) // 2] if damage == 'cut short' else b'a text file, not ONNX')
+    code, _, err = run_tool(capsys, 'deploy/infer_runtime.py', DEMO_CONFIG, demo_checkpoint,
+                            tiny_coco['data_root'] + '/val', '--runtime', 'onnxruntime', '--onnx', graph,
+                            '--out-dir', tmp_path / 'out')
+    assert _one_error_line(code, err).startswith(f'error: {graph} is not a readable ONNX graph (')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('shape, batch_size, says', [
+    ((None, 64, 64), 1, "takes images of [64, 64] (H, W), the config's test size is "),
+    ((2, 160, 160), 2, 'takes batches of exactly 2 images: with --batch-size 2 a batch (the last, at least) would '
+                       'not fit; export it with --dynamic-batch'),
+])
+def test_a_graph_of_another_size_or_batch_is_refused_before_any_image(capsys, tiny_coco, tmp_path, demo_checkpoint,
+                                                                      shape, batch_size, says):
+    graph = _graph(tmp_path / 'model.onnx', *shape)
+    stamp_checkpoint(str(graph), str(demo_checkpoint))
+    code, _, err = run_tool(capsys, 'deploy/infer_runtime.py', DEMO_CONFIG, demo_checkpoint,
+                            tiny_coco['data_root'] + '/val', '--runtime', 'onnxruntime', '--onnx', graph,
+                            '--batch-size', batch_size, '--out-dir', tmp_path / 'out')
+    line = _one_error_line(code, err)
+    assert line.startswith(f'error: {graph} ') and says in line, line
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_graph_exported_from_another_checkpoint_is_refused(tmp_path, demo_checkpoint):
+    graph = _graph(tmp_path / 'model.onnx', None, 320, 320)
+    other = tmp_path / 'other.pth'
+    other.write_bytes(b'the weights the graph was exported from')
+    stamp_checkpoint(str(graph), str(other))
+    with pytest.raises(ValueError, match=rf'{graph} was exported from another checkpoint \(SHA-256 [0-9a-f]{{12}}'
+                                         rf'\.\.\.\), not from {demo_checkpoint} '):
+        check_onnx_graph(str(graph), (320, 320), 1, str(demo_checkpoint))
+    stamp_checkpoint(str(graph), str(demo_checkpoint))
+    check_onnx_graph(str(graph), (320, 320), 4, str(demo_checkpoint))  # its own checkpoint: fine

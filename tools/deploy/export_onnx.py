@@ -21,6 +21,7 @@ import time
 
 from mmengine.config import DictAction
 
+from parnet_det.apis.runtime_predictor import stamp_checkpoint
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
 from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
 from parnet_det.utils.fileio import check_apart_from_inputs
@@ -73,6 +74,7 @@ def main(argv=None):
         exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
                                batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
                                cfg_options=args.cfg_options)
+        stamp_checkpoint(exported.path, args.checkpoint)  # infer_runtime.py --onnx refuses it under another
     shape = 'x'.join('B' if side == 'batch' else str(side) for side in exported.input_shape)
     dynamic = ' (dynamic B)' if args.dynamic_batch else ''
     print(f'wrote {exported.path} in {time.perf_counter() - start:.1f} s (opset {exported.opset}): input '

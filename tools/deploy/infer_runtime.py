@@ -47,7 +47,8 @@ def main(argv=None):
     with user_errors(CheckpointError, ImportError, KeyError, OSError, ValueError):
         media = plan_outputs(args.inputs, args.out_dir)  # as tools/infer.py: before anything is built or written
         predict, dataset_meta = load_runtime_predictor(args.config, args.checkpoint, args.runtime, args.onnx,
-                                                       args.cfg_options, args.score_thr, args.threads)
+                                                       args.cfg_options, args.score_thr, args.threads,
+                                                       args.batch_size)
         inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size, args.draw)
     report = inferencer.run(media)
     print(f'{report.images} images in {args.runtime} {predict.session.version}; detections in {report.json_path}')
