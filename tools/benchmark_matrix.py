@@ -29,7 +29,7 @@ import tarfile
 from parnet_det.benchmark import MODES, PRESETS, check_settings, check_train_settings, read_rows, run_matrix
 from parnet_det.benchmark.settings import pair_recipe
 from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
-from parnet_det.utils.fileio import atomic_write, check_writable_file, file_starts_with
+from parnet_det.utils.fileio import DiskFullError, atomic_write, check_writable_file, file_starts_with
 from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.work_dir_lock import WorkDirInUseError, work_dir_lock
 
@@ -154,7 +154,8 @@ def main(argv=None):
         for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
             print(f'wrote {path}')
         if args.archive:
-            write_archive(args.work_dir, args.archive)
+            with user_errors(DiskFullError):  # rows and reports are complete by now: the message says so
+                write_archive(args.work_dir, args.archive)
             print(f'wrote {args.archive}')
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_d
 from parnet_det.utils.checkpoint import checkpoint_meta
 from parnet_det.utils.cli_args import path_arg, user_errors
 from parnet_det.utils.config import config_class_names, config_files, load_config
-from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
+from parnet_det.utils.fileio import DiskFullError, OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -43,7 +43,7 @@ def main():
         state_dict, header = convert_darknet(cfg, args.src)
     meta = dict(dataset_meta=dict(classes=list(classes)), source=osp.basename(args.src),
                 darknet_version=header.version, darknet_seen=header.seen)
-    with atomic_write(args.dst) as f:
+    with user_errors(DiskFullError), atomic_write(args.dst) as f:
         torch.save(dict(state_dict=state_dict, meta=meta), f)
     num_floats = sum(v.numel() for k, v in state_dict.items() if not k.endswith('num_batches_tracked'))
     print(f'darknet {header.version} (seen {header.seen}): {num_floats} floats -> {args.dst} '

@@ -76,9 +76,11 @@ class DiskFullError(OSError):
 def _disk_full(path: str, err: OSError) -> DiskFullError:
     folder = osp.dirname(osp.abspath(path))
     kept = 'its earlier content is intact' if osp.exists(path) else 'no partial file is left under its name'
-    return DiskFullError(err.errno, f'no space left in {folder} while writing {osp.basename(path)} '
-                                    f'({err.strerror}): nothing was replaced, {kept}, and every file written before '
-                                    'is complete; free space there (or write elsewhere) and run again')
+    error = DiskFullError(f'no space left in {folder} while writing {osp.basename(path)} ({err.strerror}): nothing '
+                          f'was replaced, {kept}, and every file written before is complete; free space there (or '
+                          'write elsewhere) and run again')
+    error.errno = err.errno  # as the OSError it stands for; not in the message
+    return error
 
 
 @contextlib.contextmanager

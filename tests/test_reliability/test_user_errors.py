@@ -17,6 +17,7 @@ from parnet_det.utils import fileio
 from parnet_det.utils.config import load_config
 from parnet_det.utils.work_dir_lock import work_dir_lock
 
+from ..test_tools.test_train_test_end_to_end import CONFIG, data_options
 from .helpers import Exploit, preflight_error, run_tool
 from .test_data_preflight import demo_cfg
 
@@ -88,8 +89,9 @@ def test_a_full_disk_names_the_folder_and_keeps_the_earlier_file(tmp_path, monke
     with pytest.raises(fileio.DiskFullError) as info:
         with fileio.atomic_write(str(path)) as f:
             f.write(b'a new checkpoint')
-    assert str(info.value).startswith(f'[Errno {errno.ENOSPC}] no space left in {tmp_path} while writing epoch_3.pth '
-                                      '(No space left on device): nothing was replaced, its earlier content is intact')
+    assert str(info.value).startswith(f'no space left in {tmp_path} while writing epoch_3.pth (No space left on '
+                                      'device): nothing was replaced, its earlier content is intact')
+    assert info.value.errno == errno.ENOSPC
     assert path.read_bytes() == b'the earlier checkpoint' and os.listdir(tmp_path) == ['epoch_3.pth']
 
 
@@ -204,3 +206,19 @@ def test_a_graph_exported_from_another_checkpoint_is_refused(tmp_path, demo_chec
         check_onnx_graph(str(graph), (320, 320), 1, str(demo_checkpoint))
     stamp_checkpoint(str(graph), str(demo_checkpoint))
     check_onnx_graph(str(graph), (320, 320), 4, str(demo_checkpoint))  # its own checkpoint: fine
+
+
+@pytest.mark.slow  # a real epoch of training (~20 s on the 2-core VM)
+def test_a_full_disk_while_training_saves_is_one_line_naming_the_folder(capsys, tiny_coco, tmp_path, monkeypatch):
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, 'fsync', no_space)  # every crash-safe write: the first is epoch_1.pth
+    work_dir = tmp_path / 'work'
+    code, _, err = run_tool(capsys, 'train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
+                            *data_options(tiny_coco['data_root'], size=64), 'train_cfg.max_epochs=1')
+    assert _one_error_line(code, err) == (
+        f'error: no space left in {work_dir} while writing epoch_1.pth (No space left on device): nothing was '
+        'replaced, no partial file is left under its name, and every file written before is complete; free space '
+        'there (or write elsewhere) and run again')
+    assert not [name for name in os.listdir(work_dir) if name.endswith(('.pth', '.tmp'))]
