@@ -1,5 +1,6 @@
 """Reading configs: the file with ``--cfg-options``, and the one walk through dataset wrappers and pipelines."""
 import difflib
+import os
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -62,6 +63,11 @@ def config_files(path: str) -> List[str]:
     return files
 
 
+def _holds_cwd(folder: str) -> bool:
+    real = osp.realpath(folder)
+    return osp.commonpath([real, osp.realpath(os.getcwd())]) == real
+
+
 def data_paths(cfg) -> List[str]:
     """Every data root, image folder and annotation file the config's datasets and evaluators read (all splits):
     the data a run's outputs must never land in."""
@@ -72,7 +78,10 @@ def data_paths(cfg) -> List[str]:
             data_root = dataset.get('data_root') or ''
             prefix = dataset.get('data_prefix') or {}
             folders = prefix.values() if isinstance(prefix, dict) else [prefix]  # mmdet's dict, mmpretrain's str
-            paths += [data_root, *(osp.join(data_root, folder) for folder in folders if folder)]
+            # A data root at or above the current folder (data_root='./') holds every relative path, the default
+            # ./work_dirs among them: its image folders and annotation files stand for it.
+            paths += [*([data_root] if not _holds_cwd(data_root) else []),
+                      *(osp.join(data_root, folder) for folder in folders if folder)]
             if dataset.get('ann_file'):
                 paths.append(osp.join(data_root, dataset['ann_file']))
         evaluator = cfg.get(f'{split}_evaluator') or {}

@@ -9,8 +9,10 @@ import shutil
 import tarfile
 
 import pytest
+from mmengine.config import Config
 
 from parnet_det.datasets import synthetic_coco_cfg_options
+from parnet_det.utils.config import data_paths
 from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
 
 from .helpers import ROOT, run_tool
@@ -200,3 +202,12 @@ def test_a_temporary_is_never_created_through_a_planted_link_even_under_a_guesse
         with atomic_write(str(tmp_path / 'out.bin')) as f:
             f.write(b'payload')
     assert victim.read_text() == 'not yours' and not (tmp_path / 'out.bin').exists()
+
+
+def test_a_data_root_holding_the_current_folder_stands_by_its_image_folders_and_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='CocoDataset', data_root='./', ann_file='annotations/val.json', data_prefix=dict(img='val/')))))
+    assert data_paths(cfg) == ['./val/', './annotations/val.json']  # not './': ./work_dirs is no part of the data
+    cfg.test_dataloader.dataset.data_root = 'coco/'
+    assert data_paths(cfg) == ['coco/', 'coco/val/', 'coco/annotations/val.json']
