@@ -13,7 +13,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from parnet_det.apis import resume_checkpoint
+from parnet_det.apis import load_config, resume_checkpoint, setup_train_config
 from parnet_det.engine import PreemptionHook, RandomStateHook, TrainingPreempted
 from parnet_det.utils.work_dir_lock import LOCK_NAME
 
@@ -131,3 +131,11 @@ def test_a_preempted_run_resumes_at_its_iteration_to_the_uninterrupted_runs_weig
     assert iters.iters == list(range(first, 12))  # no iteration twice, none past the planned 12
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in uninterrupted)
+
+
+def test_the_train_tool_trains_with_the_resumable_loop_and_the_random_states(tmp_path):
+    cfg = setup_train_config(load_config(CONFIG), CONFIG, work_dir=str(tmp_path / 'work'))
+    assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop'
+    assert 'RandomStateHook' in [hook['type'] for hook in cfg.custom_hooks]
+    iteration_based = load_config(CONFIG, {'train_cfg': dict(_delete_=True, by_epoch=False, max_iters=10)})
+    assert 'type' not in setup_train_config(iteration_based, CONFIG, work_dir=str(tmp_path / 'w2')).train_cfg
