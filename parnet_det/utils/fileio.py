@@ -187,11 +187,12 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: 
     check_apart_from_inputs(path, inputs)
     if osp.isdir(path):
         raise IsADirectoryError(f'cannot write {path}: it is a directory')
-    if own_output is not None and (osp.islink(path) or osp.exists(path) and not (osp.isfile(path)
-                                                                                 and own_output(path))):
-        what = 'a symlink' if osp.islink(path) else 'a file that is not an earlier output of this tool'
-        raise FileExistsError(f'{path} exists and is {what}; it is never replaced: give a new path, or remove it '
-                              'first if it is yours to lose')
+    if own_output is not None and osp.lexists(path):
+        what = ('a symlink' if osp.islink(path) else None if osp.isfile(path) and own_output(path) else
+                'a file that is not an earlier output of this tool')
+        if what:
+            raise FileExistsError(f'{path} exists and is {what}; it is never replaced: give a new path, or remove '
+                                  'it first if it is yours to lose')
     directory = osp.dirname(osp.abspath(path))
     existing = _nearest_existing(directory)
     if not osp.isdir(existing):

@@ -3,6 +3,7 @@ input files (a config's ``_base_`` chain included), an archive inside the folder
 dataset's images or a work dir that is the data, resolved after ``..`` and symlinks; temporaries are never written
 through a planted link, and an existing file that is not the tool's own earlier output is never replaced."""
 import os
+import pickle
 import runpy
 import secrets
 import shutil
@@ -13,7 +14,7 @@ from mmengine.config import Config
 
 from parnet_det.datasets import synthetic_coco_cfg_options
 from parnet_det.utils.config import data_paths
-from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
+from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file, file_starts_with
 
 from .helpers import ROOT, run_tool
 
@@ -211,3 +212,18 @@ def test_a_data_root_holding_the_current_folder_stands_by_its_image_folders_and_
     assert data_paths(cfg) == ['./val/', './annotations/val.json']  # not './': ./work_dirs is no part of the data
     cfg.test_dataloader.dataset.data_root = 'coco/'
     assert data_paths(cfg) == ['coco/', 'coco/val/', 'coco/annotations/val.json']
+
+
+def test_only_a_tools_own_earlier_output_is_replaced(tmp_path):
+    earlier_dump = tmp_path / 'results.pkl'
+    earlier_dump.write_bytes(pickle.dumps([{'pred': 1}], protocol=2))  # what mmengine's DumpResults writes
+    checkpoint = tmp_path / 'model.pkl'
+    checkpoint.write_bytes(b'PK\x03\x04 a checkpoint under a results name')
+    (tmp_path / 'link.pkl').symlink_to(earlier_dump)
+    own = file_starts_with(b'\x80\x02]')
+    check_writable_file(str(earlier_dump), own_output=own)
+    check_writable_file(str(tmp_path / 'new.pkl'), own_output=own)
+    for foreign, what in ((checkpoint, 'a file that is not an earlier output of this tool'), (tmp_path / 'link.pkl',
+                                                                                                'a symlink')):
+        with pytest.raises(FileExistsError, match=f'exists and is {what}; it is never replaced'):
+            check_writable_file(str(foreign), own_output=own)
