@@ -202,8 +202,11 @@ def load_checkpoint_file(filename: str, map_location: Optional[str] = None,
         with torch.serialization.safe_globals(list(extra_safe_globals)):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        with torch.serialization.safe_globals(list(extra_safe_globals)):
-            refused = refused_globals(filename)
+        try:
+            with torch.serialization.safe_globals(list(extra_safe_globals)):
+                refused = refused_globals(filename)
+        except (ValueError, RuntimeError):  # torch's reader refuses the archive itself (e.g. TorchScript's)
+            refused = []
         if not refused:  # a damaged stream, not a reference to code
             raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {_first_line(err)}') from err
         # torch's message advises weights_only=False, which would run that code: none of it is passed on.
