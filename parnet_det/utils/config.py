@@ -78,9 +78,9 @@ def data_paths(cfg) -> List[str]:
             data_root = dataset.get('data_root') or ''
             prefix = dataset.get('data_prefix') or {}
             folders = prefix.values() if isinstance(prefix, dict) else [prefix]  # mmdet's dict, mmpretrain's str
-            # A data root at or above the current folder (data_root='./') holds every relative path, the default
-            # ./work_dirs among them: its image folders and annotation files stand for it.
-            paths += [*([data_root] if not _holds_cwd(data_root) else []),
+            # A relative data root at or above the current folder (data_root='./') holds every relative path, the
+            # default ./work_dirs among them: its image folders and annotation files stand for it.
+            paths += [*([data_root] if osp.isabs(data_root) or not _holds_cwd(data_root) else []),
                       *(osp.join(data_root, folder) for folder in folders if folder)]
             if dataset.get('ann_file'):
                 paths.append(osp.join(data_root, dataset['ann_file']))

@@ -227,3 +227,16 @@ def test_only_a_tools_own_earlier_output_is_replaced(tmp_path):
                                                                                                 'a symlink')):
         with pytest.raises(FileExistsError, match=f'exists and is {what}; it is never replaced'):
             check_writable_file(str(foreign), own_output=own)
+
+
+@pytest.mark.parametrize('form', ['relative', '..', 'symlinked folder'])
+def test_test_py_out_never_lands_in_the_data(capsys, data_root, weights, tmp_path, monkeypatch, form):
+    monkeypatch.chdir(data_root)
+    (tmp_path / 'elsewhere').symlink_to(os.path.join(data_root, 'annotations'))
+    out = {'relative': 'annotations/results.pkl', '..': f'{tmp_path}/work/../coco/val/results.pkl',
+           'symlinked folder': f'{tmp_path}/elsewhere/results.pkl'}[form]
+    before = _snapshot(data_root)
+    code, _, err = run_tool(capsys, 'test.py', os.path.join(ROOT, DEMO_CONFIG), weights, '--work-dir',
+                            tmp_path / 'work', '--out', out, '--cfg-options', *synthetic_coco_cfg_options(data_root))
+    assert code == 2 and err.splitlines()[-1].startswith(f'error: {out} is inside the input folder '), err
+    assert _snapshot(data_root) == before and not (tmp_path / 'work').exists()
