@@ -31,17 +31,13 @@ import torch
 from mmengine.config import DictAction
 
 from parnet_det.apis import MediaInferencer, load_config, load_predictor
-from parnet_det.apis.inferencer import plan_outputs
+from parnet_det.apis.inferencer import locked_outputs
 from parnet_det.apis.results import CocoIds, config_split_ann_file
 from parnet_det.inference import FAST_PATH_NAMES, PRECISION_DTYPES
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import path_arg, positive_int, unit_interval, user_errors
-from parnet_det.utils.fileio import check_new_or_empty_dir
 from parnet_det.utils.warnings_filter import filter_known_warnings
-from parnet_det.utils.work_dir_lock import WorkDirInUseError, work_dir_lock
-
-# Held in --out-dir while a run writes there: a second run into it stops at once.
-INFER_LOCK = '.infer.lock'
+from parnet_det.utils.work_dir_lock import WorkDirInUseError
 
 
 def parse_args(argv=None):
@@ -92,11 +88,8 @@ def main(argv=None):
     args = parse_args(argv)
     with contextlib.ExitStack() as run:
         with user_errors(CheckpointError, OSError, KeyError, ValueError, WorkDirInUseError):
-            # Before anything is built or written; a running infer.py's lock file aside (the lock names it).
-            media = plan_outputs(args.inputs, args.out_dir, ignore=[INFER_LOCK])
-            # One run per --out-dir, held to the end; checked again once held: a run that ended meanwhile filled it.
-            run.enter_context(work_dir_lock(args.out_dir, INFER_LOCK, 'infer.py run', '--out-dir'))
-            check_new_or_empty_dir(args.out_dir, '--out-dir', ignore=[INFER_LOCK])
+            # Before anything is built or written; one run per --out-dir, held to the end.
+            media = run.enter_context(locked_outputs(args.inputs, args.out_dir))
             cfg = load_config(args.config, args.cfg_options)
             coco_ids = coco_ids_for(args.ann_file, cfg, args.inputs, [path for path, _ in media])
             predict, dataset_meta = load_predictor(cfg, args.checkpoint, args.device, None, args.precision,

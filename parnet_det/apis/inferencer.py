@@ -16,7 +16,7 @@ import os
 import os.path as osp
 import sys
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -41,7 +41,8 @@ from ..inference import (
 )
 from ..models.builder import build_detector, model_class
 from ..utils.config import load_config
-from ..utils.fileio import atomic_write, create_temporary, publish
+from ..utils.fileio import atomic_write, check_new_or_empty_dir, create_temporary, publish
+from ..utils.work_dir_lock import work_dir_lock
 from .inference import init_detector_engine, warn_if_classes_differ
 from .painter import DetectionPainter
 from .results import CocoIds, DetectionLog, coco_records, shown_detections
@@ -124,6 +125,22 @@ def plan_outputs(paths: Sequence[str], out_dir: str, ignore: Sequence[str] = ())
     media = list_media(paths, out_dir)
     check_outputs(media, out_dir, ignore)
     return media
+
+
+# Held in --out-dir while a run writes there.
+OUT_DIR_LOCK = '.infer.lock'
+
+
+@contextlib.contextmanager
+def locked_outputs(paths: Sequence[str], out_dir: str) -> Iterator[List[Tuple[str, str]]]:
+    """:func:`plan_outputs` (a running tool's lock file aside), then ``out_dir`` held by this run for the body
+    (:func:`~parnet_det.utils.work_dir_lock.work_dir_lock`: a second run of tools/infer.py or
+    tools/deploy/infer_runtime.py into it stops at once, naming this one) and checked again once held: a run
+    that ended meanwhile may have filled it."""
+    media = plan_outputs(paths, out_dir, ignore=[OUT_DIR_LOCK])
+    with work_dir_lock(out_dir, OUT_DIR_LOCK, 'inference run', '--out-dir'):
+        check_new_or_empty_dir(out_dir, '--out-dir', ignore=[OUT_DIR_LOCK])
+        yield media
 
 
 @dataclass

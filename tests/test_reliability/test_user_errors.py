@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector
+from parnet_det.apis.inferencer import OUT_DIR_LOCK, locked_outputs
 from parnet_det.apis.runtime_predictor import check_onnx_graph, stamp_checkpoint
 from parnet_det.datasets import checks, synthetic_coco_cfg_options
 from parnet_det.utils import fileio
@@ -125,13 +126,13 @@ def test_one_cut_right_after_an_object_is_named_by_the_dataset_before_any_sample
 
 def test_a_second_infer_run_into_a_folder_in_use_is_refused(capsys, tiny_coco, tmp_path):
     out_dir = tmp_path / 'out'
-    infer_lock = '.infer.lock'
-    with work_dir_lock(str(out_dir), infer_lock, 'infer.py run', '--out-dir'):  # the first run, still writing
-        code, _, err = run_tool(capsys, 'infer.py', DEMO_CONFIG, tmp_path / 'none.pth',
-                                tiny_coco['data_root'] + '/val', '--out-dir', out_dir)
-        line = _one_error_line(code, err)
-        assert line.startswith(f'error: out dir {out_dir} is in use by another infer.py run (pid {os.getpid()} ')
-        assert os.listdir(out_dir) == [infer_lock]
+    with locked_outputs([tiny_coco['data_root'] + '/val'], str(out_dir)):  # the first run, writing
+        for tool, extra in (('infer.py', []), ('deploy/infer_runtime.py', ['--runtime', 'onnxruntime'])):
+            code, _, err = run_tool(capsys, tool, DEMO_CONFIG, tmp_path / 'none.pth', tiny_coco['data_root'] + '/val',
+                                    '--out-dir', out_dir, *extra)
+            line = _one_error_line(code, err)
+            assert line.startswith(f'error: out dir {out_dir} is in use by another inference run (pid {os.getpid()} ')
+            assert os.listdir(out_dir) == [OUT_DIR_LOCK]
 
 
 def test_a_second_benchmark_matrix_run_into_its_work_dir_is_refused(capsys, tmp_path):
