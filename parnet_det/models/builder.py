@@ -28,13 +28,15 @@ def model_class(cfg: Config) -> type:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     parts = [('model', cfg.model)] + [(f'model.{key}', value) for key, value in cfg.model.items()
                                       if isinstance(value, dict) and isinstance(value.get('type'), str)]
-    for key, part in parts:
-        if isinstance(part.get('type'), str) and MODELS.get(part['type']) is None:
-            names = [*MODELS.module_dict, *(MODELS.parent.module_dict if MODELS.parent else {})]
-            near = difflib.get_close_matches(part['type'].split('.')[-1], names, n=1, cutoff=0.6)
-            raise ValueError(f'{key}.type={part["type"]!r} is not a registered model type'
-                             + (f'; did you mean {near[0]!r}?' if near else '; check the spelling in the config'))
-    return MODELS.get(cfg.model.type)
+    # The registry MODELS.build uses: the default scope's (mmpretrain's for the ImageNet configs).
+    with MODELS.switch_scope_and_registry(None) as registry:
+        for key, part in parts:
+            if isinstance(part.get('type'), str) and registry.get(part['type']) is None:
+                names = [*registry.module_dict, *(registry.parent.module_dict if registry.parent else {})]
+                near = difflib.get_close_matches(part['type'].split('.')[-1], names, n=1, cutoff=0.6)
+                raise ValueError(f'{key}.type={part["type"]!r} is not a registered model type'
+                                 + (f'; did you mean {near[0]!r}?' if near else '; check the spelling in the config'))
+        return registry.get(cfg.model.type)
 
 
 def build_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
