@@ -192,8 +192,11 @@ def main(argv=None):
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):
         print(f'wrote {path}')
-    if rows and not measured(rows):  # nothing measured: a failure, whatever was written
-        sys.exit(f'error: all {len(rows)} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
+    # Any row not measured (a baseline's among them: no ratio) fails the run, whatever was written.
+    failed = len(rows) - len(measured(rows))
+    if failed:
+        which = f'all {len(rows)}' if failed == len(rows) else f'{failed} of the {len(rows)}'
+        sys.exit(f'error: {which} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
     failures = parity_failures(rows)
     if failures:
         sys.exit(f'error: {failures}')

@@ -21,6 +21,7 @@ A runtime row whose parity with PyTorch failed is kept out of every table and ra
 exits non-zero while rows.jsonl holds one.
 """
 import argparse
+import contextlib
 import dataclasses
 import os
 import os.path as osp
@@ -31,9 +32,12 @@ from parnet_det.benchmark import MODES, PRESETS, check_settings, check_train_set
 from parnet_det.benchmark.rows import latest_rows, parity_failures
 from parnet_det.benchmark.settings import pair_recipe
 from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
-from parnet_det.utils.fileio import check_writable_file
+from parnet_det.utils.fileio import DiskFullError, atomic_write, check_writable_file, file_starts_with
 from parnet_det.utils.warnings_filter import filter_known_warnings
+from parnet_det.utils.work_dir_lock import WorkDirInUseError, work_dir_lock
 
+# Held in the work dir while a run measures into it (left out of the archive).
+MATRIX_LOCK = '.matrix.lock'
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 
 
@@ -123,35 +127,42 @@ def subsets(settings, args) -> dict:
 
 
 def write_archive(work_dir: str, archive: str) -> None:
-    """``archive`` (.tar.gz) of the work dir's files, written under a temporary name and renamed."""
-    partial = archive + '.part'
-    with tarfile.open(partial, 'w:gz') as tar:
-        tar.add(work_dir, arcname=osp.basename(osp.normpath(work_dir)))
-    os.replace(partial, archive)
+    """``archive`` (.tar.gz) of the work dir's files, written under an exclusive temporary name and renamed."""
+    os.makedirs(osp.dirname(osp.abspath(archive)), exist_ok=True)
+    with atomic_write(archive, 'wb') as file, tarfile.open(fileobj=file, mode='w:gz') as tar:
+        tar.add(work_dir, arcname=osp.basename(osp.normpath(work_dir)),
+                filter=lambda member: None if osp.basename(member.name) == MATRIX_LOCK else member)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors(FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError, ValueError):
-        preset = preset_from_args(args)
-        if args.part != 'report':  # the reports of a GPU run are written anywhere
-            check_settings(preset.inference)
-            check_train_settings(preset.training)
+    with contextlib.ExitStack() as run:
+        with user_errors(FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError, ValueError,
+                         WorkDirInUseError):
+            preset = preset_from_args(args)
+            if args.part != 'report':  # the reports of a GPU run are written anywhere
+                check_settings(preset.inference)
+                check_train_settings(preset.training)
+            if args.archive:
+                # An earlier archive (gzip) is replaced, nothing else.
+                check_writable_file(args.archive, parent_may_be_missing=True, inputs=[args.work_dir],
+                                    own_output=file_starts_with(b'\x1f\x8b'))
+            # One run per work dir: two would append their rows to one rows.jsonl, interleaved.
+            run.enter_context(work_dir_lock(args.work_dir, MATRIX_LOCK, 'benchmark_matrix run'))
+            rows = read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before any run
+            if args.part == 'report' and not rows:
+                raise ValueError(f'--part report: {osp.join(args.work_dir, "rows.jsonl")} has no rows to report; '
+                                 'measure them first (--part all, inference or training)')
+        command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
+        for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
+            print(f'wrote {path}')
         if args.archive:
-            check_writable_file(args.archive, parent_may_be_missing=True, inputs=[args.work_dir])
-        rows = read_rows(osp.join(args.work_dir, 'rows.jsonl'))  # a foreign or damaged file: said before anything runs
-        if args.part == 'report' and not rows:
-            raise ValueError(f'--part report: {osp.join(args.work_dir, "rows.jsonl")} has no rows to report; measure '
-                             'them first (--part all, inference or training)')
-    command = sys.orig_argv if argv is None else [sys.executable, __file__, *argv]
-    for path in run_matrix(preset, CONFIG_DIR, args.work_dir, command, args.retry_failed):
-        print(f'wrote {path}')
-    if args.archive:
-        write_archive(args.work_dir, args.archive)
-        print(f'wrote {args.archive}')
-    failures = parity_failures(latest_rows(read_rows(osp.join(args.work_dir, 'rows.jsonl'))))
-    if failures:
-        sys.exit(f'error: {failures}')
+            with user_errors(DiskFullError):  # rows and reports are complete by now: the message says so
+                write_archive(args.work_dir, args.archive)
+            print(f'wrote {args.archive}')
+        failures = parity_failures(latest_rows(read_rows(osp.join(args.work_dir, 'rows.jsonl'))))
+        if failures:
+            sys.exit(f'error: {failures}')
 
 
 if __name__ == '__main__':

@@ -14,9 +14,10 @@ import torch
 from mmengine.config import DictAction
 
 from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_darknet
+from parnet_det.utils.checkpoint import checkpoint_meta
 from parnet_det.utils.cli_args import path_arg, user_errors
-from parnet_det.utils.config import config_class_names, load_config
-from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
+from parnet_det.utils.config import config_class_names, config_files, load_config
+from parnet_det.utils.fileio import DiskFullError, OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -34,14 +35,15 @@ def main():
     args = parse_args()
     with user_errors(DarknetWeightsError, OSError, OutputIsInputError):
         cfg = load_config(args.config, args.cfg_options)
-        check_writable_file(args.dst, inputs=[args.config, args.src])
+        check_writable_file(args.dst, inputs=[*config_files(args.config), args.src],
+                            own_output=lambda path: 'darknet_version' in checkpoint_meta(path))
         classes = config_class_names(cfg)
         if classes is None:
             raise DarknetWeightsError(f'{args.config} has no test dataset to take the class names from')
         state_dict, header = convert_darknet(cfg, args.src)
     meta = dict(dataset_meta=dict(classes=list(classes)), source=osp.basename(args.src),
                 darknet_version=header.version, darknet_seen=header.seen)
-    with atomic_write(args.dst) as f:
+    with user_errors(DiskFullError), atomic_write(args.dst) as f:
         torch.save(dict(state_dict=state_dict, meta=meta), f)
     num_floats = sum(v.numel() for k, v in state_dict.items() if not k.endswith('num_batches_tracked'))
     print(f'darknet {header.version} (seen {header.seen}): {num_floats} floats -> {args.dst} '

@@ -11,9 +11,9 @@ import os.path as osp
 import torch
 
 from parnet_det.convert import ConversionError, convert_official, load_official_state_dict
-from parnet_det.utils.checkpoint import CheckpointError
+from parnet_det.utils.checkpoint import CheckpointError, checkpoint_meta
 from parnet_det.utils.cli_args import path_arg, user_errors
-from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file
+from parnet_det.utils.fileio import DiskFullError, OutputIsInputError, atomic_write, check_writable_file
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -33,11 +33,11 @@ def parse_args():
 def main():
     args = parse_args()
     with user_errors(CheckpointError, ConversionError, OSError, OutputIsInputError):
-        check_writable_file(args.dst, inputs=[args.src])
+        check_writable_file(args.dst, inputs=[args.src], own_output=lambda path: 'parnet_arch' in checkpoint_meta(path))
         state_dict, report = convert_official(load_official_state_dict(args.src, args.weights), args.form)
     meta = dict(parnet_arch=report['arch'], parnet_preset=report['preset'], form=args.form,
                 source=osp.basename(args.src), weights=args.weights)
-    with atomic_write(args.dst) as f:
+    with user_errors(DiskFullError), atomic_write(args.dst) as f:
         torch.save(dict(state_dict=state_dict, meta=meta), f)
     print(f'ParNet arch: {report["preset"] or "custom"} {report["arch"]}')
     print(f'converted {report["converted"]} entries ({args.weights} weights) -> {args.dst} ({args.form} form)')

@@ -19,22 +19,25 @@ config's datasets), both are that annotation file's ids, so pycocotools' loadRes
 the file. Detections with an infinite or NaN box or score are dropped and counted.
 Single-stage detectors run through parnet_det's engine (--precision and --fast-path apply); others
 (two-stage) through mmdet's inference API. User errors stop the tool before any output with one
-line and exit status 2; an input that cannot be read is reported and skipped, and the exit status is
-1 if any was.
+line and exit status 2 (a second run into an --out-dir in use among them: the folder is locked);
+an input given twice (by name, or within a folder also given) is detected once, with a warning; an
+input that cannot be read is reported and skipped, and the exit status is 1 if any was.
 """
 import argparse
+import contextlib
 import sys
 
 import torch
 from mmengine.config import DictAction
 
 from parnet_det.apis import MediaInferencer, load_config, load_predictor
-from parnet_det.apis.inferencer import plan_outputs
+from parnet_det.apis.inferencer import locked_outputs
 from parnet_det.apis.results import CocoIds, config_split_ann_file
 from parnet_det.inference import FAST_PATH_NAMES, PRECISION_DTYPES
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import path_arg, positive_int, unit_interval, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
+from parnet_det.utils.work_dir_lock import WorkDirInUseError
 
 
 def parse_args(argv=None):
@@ -83,21 +86,22 @@ def coco_ids_for(ann_file, cfg, inputs, files):
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors(CheckpointError, OSError, KeyError, ValueError):
-        media = plan_outputs(args.inputs, args.out_dir)  # before anything is built or written
-        cfg = load_config(args.config, args.cfg_options)
-        coco_ids = coco_ids_for(args.ann_file, cfg, args.inputs, [path for path, _ in media])
-        predict, dataset_meta = load_predictor(cfg, args.checkpoint, args.device, None, args.precision,
-                                               '+'.join(args.fast_path) or 'eager', args.score_thr)
-        inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size,
-                                     draw=not args.no_draw, coco_ids=coco_ids)
-    report = inferencer.run(media)
+    with contextlib.ExitStack() as run:
+        with user_errors(CheckpointError, OSError, KeyError, ValueError, WorkDirInUseError):
+            # Before anything is built or written; one run per --out-dir, held to the end.
+            media = run.enter_context(locked_outputs(args.inputs, args.out_dir))
+            cfg = load_config(args.config, args.cfg_options)
+            coco_ids = coco_ids_for(args.ann_file, cfg, args.inputs, [path for path, _ in media])
+            predict, dataset_meta = load_predictor(cfg, args.checkpoint, args.device, None, args.precision,
+                                                   '+'.join(args.fast_path) or 'eager', args.score_thr)
+            inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size,
+                                         draw=not args.no_draw, coco_ids=coco_ids)
+        report = inferencer.run(media)
     dropped = f'; {report.non_finite} with a non-finite box or score dropped' if report.non_finite else ''
     print(f'{report.images} images and frames, {report.detections} detections scoring at least {args.score_thr}'
           f'{dropped}: {report.json_path}; {len(report.drawn)} drawn files in {args.out_dir}')
     if report.failed:
         sys.exit(f'{len(report.failed)} input(s) skipped: ' + ', '.join(path for path, _ in report.failed))
-
 
 if __name__ == '__main__':
     filter_known_warnings()

@@ -22,6 +22,7 @@ from parnet_det.apis import (
     default_work_dir,
     load_config,
     record_ap_results,
+    run_inputs,
     set_launcher,
     set_test_resolution,
     use_checked_test_model,
@@ -30,7 +31,7 @@ from parnet_det.apis import (
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
-from parnet_det.utils.fileio import check_writable_file
+from parnet_det.utils.fileio import check_apart_from_inputs, check_writable_file, file_starts_with
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 
@@ -66,7 +67,7 @@ def parse_args():
     return args
 
 
-def apply_visualization(cfg, args):
+def apply_visualization(cfg, args, inputs):
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise KeyError('--show / --show-dir need default_hooks.visualization in the config')
@@ -75,7 +76,7 @@ def apply_visualization(cfg, args):
         hook.show = True
         hook.wait_time = args.wait_time
     if args.show_dir:
-        check_show_dir(cfg, args.show_dir, [args.config, args.checkpoint])
+        check_show_dir(cfg, args.show_dir, inputs)
         hook.test_out_dir = args.show_dir
 
 
@@ -105,18 +106,22 @@ def main():
         set_launcher(cfg, args.launcher)
         cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
         cfg.load_from = args.checkpoint
+        inputs = run_inputs(cfg, args.config, args.checkpoint)
+        check_apart_from_inputs(cfg.work_dir, inputs)  # nor may the work dir be, or lie in, the data
         if args.resolution:
             set_test_resolution(cfg, args.resolution)
         if args.official_batches:
             use_official_batches(cfg, args.official_batches, args.launcher)
         if args.show or args.show_dir:
-            apply_visualization(cfg, args)
+            apply_visualization(cfg, args, inputs)
         if args.deploy:
             apply_deploy(cfg)
         if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')
         if args.out is not None:
-            check_writable_file(args.out, parent_may_be_missing=True, inputs=[args.config, args.checkpoint])
+            # mmengine dumps the results as a pickled list (protocol 2): an earlier --out is replaced, nothing else.
+            check_writable_file(args.out, parent_may_be_missing=True, inputs=inputs,
+                                own_output=file_starts_with(b'\x80\x02]'))
         check_dataset_config(cfg, splits=('test',))
         # The runner's load_from is non-strict: a checkpoint of another model (or a deploy checkpoint
         # in the training form) would be evaluated with random weights. Prove that it fits, with its

@@ -14,11 +14,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import parnet_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-from parnet_det.apis import exclusive_work_dir, load_config, set_work_dir, setup_train_config
+from parnet_det.apis import exclusive_work_dir, load_config, run_inputs, set_work_dir, setup_train_config
 from parnet_det.datasets import DatasetConfigError, check_dataset_config
 from parnet_det.engine import TrainingDivergedError, TrainingPreempted
-from parnet_det.utils.checkpoint import CheckpointError, CheckpointMismatchError
+from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import path_arg, user_errors
+from parnet_det.utils.fileio import DiskFullError, check_apart_from_inputs
 from parnet_det.utils.warnings_filter import filter_known_warnings
 from parnet_det.utils.work_dir_lock import WorkDirInUseError, WorkDirNotWritableError
 
@@ -51,6 +52,8 @@ def main():
             cfg = load_config(args.config, args.cfg_options)
             check_dataset_config(cfg, splits=('train', 'val') if cfg.get('val_cfg') else ('train',))
             set_work_dir(cfg, args.config, args.work_dir)
+            # Before the lock creates it: logs and checkpoints never go among the data or over the config.
+            check_apart_from_inputs(cfg.work_dir, run_inputs(cfg, args.config))
             # One run per work dir, held until this process ends (also while --resume looks into it).
             run.enter_context(exclusive_work_dir(cfg.work_dir, args.launcher))
             setup_train_config(cfg, args.config, work_dir=args.work_dir, amp=args.amp,
@@ -58,7 +61,7 @@ def main():
         # Raised by the run's own checks (parnet_det.engine's hooks, the dataset's identity checks on a file too
         # big for the pre-flight); anything else keeps its traceback. SIGTERM: the shell's exit status of it.
         with user_errors(TrainingPreempted, exit_code=128 + signal.SIGTERM), \
-                user_errors(CheckpointMismatchError, DatasetConfigError, TrainingDivergedError):
+                user_errors(CheckpointError, DatasetConfigError, DiskFullError, TrainingDivergedError):
             runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
             runner.train()
 

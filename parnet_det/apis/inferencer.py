@@ -16,19 +16,18 @@ import os
 import os.path as osp
 import sys
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
 from mmdet.apis import inference_detector
 from mmdet.models.detectors import SingleStageDetector
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import DATASETS
 from mmdet.structures import DetDataSample
 
 from ..inference import (
@@ -40,9 +39,10 @@ from ..inference import (
     list_media,
     read_image,
 )
-from ..models.builder import build_detector
+from ..models.builder import build_detector, model_class
 from ..utils.config import load_config
-from ..utils.fileio import atomic_write, publish, temporary_path
+from ..utils.fileio import atomic_write, check_new_or_empty_dir, create_temporary, publish
+from ..utils.work_dir_lock import work_dir_lock
 from .inference import init_detector_engine, warn_if_classes_differ
 from .painter import DetectionPainter
 from .results import CocoIds, DetectionLog, coco_records, shown_detections
@@ -99,9 +99,8 @@ def load_predictor(config: Union[str, Config], checkpoint: str, device: str = 'c
         cfg.merge_from_dict(cfg_options)
     if score_thr is not None:
         lower_score_thresholds(cfg, score_thr)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     options = InferenceOptions.from_variant(fast_paths, precision)
-    if issubclass(MODELS.get(cfg.model.type), SingleStageDetector):
+    if issubclass(model_class(cfg), SingleStageDetector):  # model_class: the config's scope, types checked
         engine = init_detector_engine(cfg, checkpoint, device, **asdict(options))
         settings = engine.preprocess.settings
         if settings.keep_ratio and settings.input_size is not None and settings.input_size[0] != settings.input_size[1]:
@@ -119,13 +118,29 @@ def load_predictor(config: Union[str, Config], checkpoint: str, device: str = 'c
     return (lambda images: inference_detector(model, images)), dataset_meta_for(cfg, model)
 
 
-def plan_outputs(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
+def plan_outputs(paths: Sequence[str], out_dir: str, ignore: Sequence[str] = ()) -> List[Tuple[str, str]]:
     """The inputs, each with its drawn copy's name in ``out_dir`` (see
     :func:`~parnet_det.inference.list_media`), checked before anything is written
-    (:func:`~parnet_det.inference.media.check_outputs`: ``out_dir`` must be new or empty)."""
+    (:func:`~parnet_det.inference.media.check_outputs`: ``out_dir`` must be new or empty but for ``ignore``)."""
     media = list_media(paths, out_dir)
-    check_outputs(media, out_dir)
+    check_outputs(media, out_dir, ignore)
     return media
+
+
+# Held in --out-dir while a run writes there.
+OUT_DIR_LOCK = '.infer.lock'
+
+
+@contextlib.contextmanager
+def locked_outputs(paths: Sequence[str], out_dir: str) -> Iterator[List[Tuple[str, str]]]:
+    """:func:`plan_outputs` (a running tool's lock file aside), then ``out_dir`` held by this run for the body
+    (:func:`~parnet_det.utils.work_dir_lock.work_dir_lock`: a second run of tools/infer.py or
+    tools/deploy/infer_runtime.py into it stops at once, naming this one) and checked again once held: a run
+    that ended meanwhile may have filled it."""
+    media = plan_outputs(paths, out_dir, ignore=[OUT_DIR_LOCK])
+    with work_dir_lock(out_dir, OUT_DIR_LOCK, 'inference run', '--out-dir'):
+        check_new_or_empty_dir(out_dir, '--out-dir', ignore=[OUT_DIR_LOCK])
+        yield media
 
 
 @dataclass
@@ -252,8 +267,12 @@ class MediaInferencer:
     def _detect_video(self, path: str, name: str, report: InferenceReport, log: DetectionLog) -> None:
         frames = VideoFrames(path)
         out_file = self._out_path(name) if self.paint else None
-        # Written under a hidden name, which keeps the extension OpenCV chooses the container by.
-        tmp_file = temporary_path(out_file, '.mp4') if out_file else None
+        # Written under a hidden name, which keeps the extension OpenCV chooses the container by; created here
+        # exclusively, so OpenCV (which opens by name) writes into this new file and through nothing planted.
+        tmp_file = None
+        if out_file:
+            fd, tmp_file = create_temporary(out_file, '.mp4')
+            os.close(fd)
         writer, count, complete = None, 0, False
         try:
             for batch in frames.batches(self.batch_size):
@@ -273,12 +292,12 @@ class MediaInferencer:
         finally:
             if writer is not None:
                 writer.release()
-                if complete:
-                    publish(tmp_file, out_file, overwrite=False)
-                    report.drawn.append(out_file)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(tmp_file)
+            if writer is not None and complete:
+                publish(tmp_file, out_file, overwrite=False)
+                report.drawn.append(out_file)
+            elif tmp_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp_file)
         if count == 0:
             raise ValueError(f'{path}: a video without a readable frame')
         if count < frames.declared_frames:

@@ -15,8 +15,14 @@ from mmengine.logging import print_log
 
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, pipeline_step
-from ..utils.fileio import OutputIsInputError, check_new_or_empty_dir, remove_partial_files, strict_json
-from .run_checks import add_training_checks, check_resume_fits, launcher_rank
+from ..utils.fileio import (
+    OutputIsInputError,
+    check_apart_from_inputs,
+    check_new_or_empty_dir,
+    remove_partial_files,
+    strict_json,
+)
+from .run_checks import add_training_checks, check_loaded_checkpoints, check_resume_fits, launcher_rank
 
 # The fp32 wrapper of each AMP wrapper a config may name (tools/train.py --amp maps back).
 FP32_OF_AMP_WRAPPER = {'AmpOptimWrapper': 'OptimWrapper', 'NominalBatchAmpOptimWrapper': 'NominalBatchOptimWrapper'}
@@ -82,6 +88,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
             raise KeyError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
     use_crash_safe_checkpoints(cfg)
+    use_resumable_loop(cfg)
     # --resume alone: the newest loadable checkpoint of work_dir; --resume PATH: that checkpoint.
     if resume == 'auto':
         # Only the process that holds the work dir (rank 0) removes files there.
@@ -91,6 +98,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
         load_checkpoint_file(resume, map_location='cpu')  # a clear error now, not a traceback later
         cfg.resume, cfg.load_from = True, resume
     check_resume_fits(cfg)
+    check_loaded_checkpoints(cfg)
     return add_training_checks(cfg)
 
 
@@ -140,6 +148,20 @@ def use_crash_safe_checkpoints(cfg: Config) -> Config:
     return cfg
 
 
+def use_resumable_loop(cfg: Config) -> Config:
+    """Train an epoch-based config with :class:`~parnet_det.engine.ResumableEpochBasedTrainLoop` (a mid-epoch
+    checkpoint resumes at its iteration, not at its epoch's start as mmengine's loop does)."""
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg:
+        return cfg
+    if train_cfg.get('by_epoch') is True and 'type' not in train_cfg:  # mmengine's other way to name the loop
+        train_cfg.pop('by_epoch')
+        train_cfg.type = 'EpochBasedTrainLoop'
+    if train_cfg.get('type') in ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop'):
+        train_cfg.type = 'ResumableEpochBasedTrainLoop'
+    return cfg
+
+
 def resume_checkpoint(work_dir: str, remove_partial: bool = True) -> Optional[str]:
     """The checkpoint ``--resume`` (without a file) continues from; None if ``work_dir`` has none.
 
@@ -173,12 +195,14 @@ def check_show_dir(cfg: Config, show_dir: str, inputs: Sequence[str] = ()) -> No
     whatever is there, in ``WORK_DIR/<timestamp>/<show_dir>`` (new each run)
     unless ``show_dir`` is absolute. A relative one must stay inside the work
     dir (no ``..`` out of it); an absolute one, asked for outside it, must be a
-    new or empty folder and neither the test dataset's image folder nor any of
-    ``inputs``. Raises ``OSError`` or :class:`~parnet_det.utils.fileio.OutputIsInputError`.
+    new or empty folder. Either way the folder drawn into, resolved after
+    ``..`` and symlinks, is neither the test dataset's image folder nor any of
+    ``inputs`` nor inside one: the work dir itself may be an input folder.
+    Raises ``OSError`` or :class:`~parnet_det.utils.fileio.OutputIsInputError`.
     """
-    image_dirs = [dataset_image_dir(dataset) for dataset in leaf_datasets(cfg.test_dataloader.dataset)]
+    inputs = [*(dataset_image_dir(dataset) for dataset in leaf_datasets(cfg.test_dataloader.dataset)), *inputs]
     if osp.isabs(show_dir):
-        check_new_or_empty_dir(show_dir, '--show-dir', [*image_dirs, *inputs])
+        check_new_or_empty_dir(show_dir, '--show-dir', inputs)
         return
     work_dir = osp.abspath(cfg.work_dir)
     # mmdet puts the run's timestamp folder in between: one level a '..' may climb and stay inside.
@@ -187,6 +211,7 @@ def check_show_dir(cfg: Config, show_dir: str, inputs: Sequence[str] = ()) -> No
         raise OutputIsInputError(f'--show-dir {show_dir} leads out of the work dir (the drawings go to '
                                  f'{cfg.work_dir}/<timestamp>/{show_dir}); give a folder name, or an absolute path '
                                  'to a new or empty folder to draw elsewhere')
+    check_apart_from_inputs(drawn_to, inputs)
 
 
 def get_test_resolution(cfg: Config) -> Optional[Sequence[int]]:

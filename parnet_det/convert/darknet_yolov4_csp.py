@@ -210,6 +210,11 @@ def read_darknet_weights(path: str,
                 values = np.fromfile(f, dtype='<f4', count=math.prod(shape))
                 if values.size != math.prod(shape):  # the file changed under us since check_size
                     raise DarknetWeightsError(f'{path} ended while reading {key} (cfg layer {conv.cfg_index})')
+                bad = int(np.count_nonzero(~np.isfinite(values)))
+                if bad:  # a damaged or diverged file: converted, it would give NaN detections without a word
+                    raise DarknetWeightsError(f'{path}: {bad} of the {values.size} values of {key} (cfg layer '
+                                              f'{conv.cfg_index}) are NaN or infinite; the file is damaged or its '
+                                              'training diverged: use an intact copy')
                 tensors[key] = torch.from_numpy(values.astype(np.float32, copy=False)).view(shape)
     return tensors, header
 

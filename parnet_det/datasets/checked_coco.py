@@ -1,4 +1,5 @@
 """COCO dataset that reports the annotations it drops."""
+import math
 import numbers
 from typing import Container, List, Optional
 
@@ -20,13 +21,15 @@ def invalid_box_reason(ann: dict, width: int, height: int, category_ids: Contain
     if not (isinstance(box, (list, tuple)) and len(box) == 4
             and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box)):
         return f'malformed bbox {box!r} (expected [x, y, w, h] numbers)'
+    if not all(math.isfinite(v) for v in box):  # json reads NaN and Infinity; every comparison below passes them
+        return f'non-finite bbox {box!r} (NaN or infinity)'
     if ann.get('category_id') not in category_ids:
         return f'category_id {ann.get("category_id")!r} is not among the file\'s categories'
     x1, y1, w, h = box
     if w < 1 or h < 1:
         return f'box smaller than 1 pixel (w={w}, h={h})'
-    if not isinstance(ann.get('area'), numbers.Real) or ann['area'] <= 0:
-        return f'missing or non-positive area {ann.get("area")!r}'
+    if not isinstance(ann.get('area'), numbers.Real) or not 0 < ann['area'] < math.inf:
+        return f'missing, non-positive or non-finite area {ann.get("area")!r}'
     inter_w = max(0, min(x1 + w, width) - max(x1, 0))
     inter_h = max(0, min(y1 + h, height) - max(y1, 0))
     if inter_w * inter_h == 0:
@@ -69,10 +72,16 @@ class CheckedCocoDataset(CocoDataset):
         """mmdet's parse of the annotation file, then the identity checks on what it read, whatever the file's
         size (the pre-flight parses only small files) and without a second parse: duplicate ids, image files
         outside their folder or missing, classes in another order (:func:`~.identity.identity_problems`).
-        Raises :class:`~.identity.DatasetConfigError` before any sample is made."""
-        coco = COCO(annotation_file)
+        Raises :class:`~.identity.DatasetConfigError` before any sample is made, also for a file that is not
+        JSON (cut short past the pre-flight's parse limit: its tail check cannot see a cut after a ``}``)."""
+        try:
+            coco = COCO(annotation_file)
+        except ValueError as err:  # json's JSONDecodeError
+            raise dataset_error([f'annotation file {annotation_file} is not valid JSON ({err}): cut short by an '
+                                 'interrupted download or copy? fetch it again']) from err
         problems = identity_problems(self.ann_file, coco.dataset, self.data_prefix.get('img'),
-                                     self.metainfo.get('classes') or (), 'test' if self.test_mode else 'train')
+                                     self.metainfo.get('classes') or (), 'test' if self.test_mode else 'train',
+                                     self.data_root)
         if problems:
             raise dataset_error(problems)
         return coco

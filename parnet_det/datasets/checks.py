@@ -43,6 +43,12 @@ def _read_annotation_file(path: str) -> Tuple[Optional[dict], List[str]]:
     if size == 0 or not head.startswith(b'{'):
         return None, [f'annotation file {path} is not a COCO json (empty or not a JSON object)']
     if size > _FULL_PARSE_LIMIT:
+        with open(path, 'rb') as f:  # not parsed here: a file cut short (an interrupted copy) still shows at its end
+            f.seek(max(size - 64, 0))
+            tail = f.read().rstrip()
+        if not tail.endswith(b'}'):
+            return None, [f'annotation file {path} is cut short: its {size} bytes end inside the JSON (an '
+                          'interrupted download or copy); fetch it again']
         return None, []
     try:
         with open(path) as f:
@@ -153,7 +159,8 @@ def check_dataset_config(cfg, splits: Sequence[str] = ('train', 'val', 'test')) 
                 content, found = read(path)
                 problems += found
                 if content is not None:
-                    mismatches += identity_problems(path, content, image_dir, classes, split)
+                    mismatches += identity_problems(path, content, image_dir, classes, split,
+                                                    dataset.get('data_root'))
                 if content is not None and classes:
                     mismatches += (_check_categories(path, content, classes, split)
                                    or _check_boxes(path, content, classes, split))

@@ -45,15 +45,30 @@ def leaves_its_folder(file_name: str) -> bool:
     return osp.isabs(file_name) or osp.normpath(file_name).split(osp.sep)[0] == '..'
 
 
-def check_image_files(path: str, content: dict, image_dir: str) -> List[str]:
-    """Every image the file lists must be named inside ``image_dir`` (no absolute path, no ``..`` out of it)
-    and be a regular file there (one ``stat`` each)."""
+def linked_out_of(image_dir: str, names: Sequence[str], root: str) -> List[str]:
+    """The ``names`` in ``image_dir`` that are symlinks to a file outside ``root`` (resolved; one ``lstat``
+    each, a ``realpath`` only for links): a link to a system file reads as an image only when the run meets it."""
+    real_root = osp.realpath(root)
+    return [name for name in names if osp.islink(osp.join(image_dir, name))
+            and osp.commonpath([real_root, osp.realpath(osp.join(image_dir, name))]) != real_root]
+
+
+def check_image_files(path: str, content: dict, image_dir: str, data_root: Optional[str] = None) -> List[str]:
+    """Every image the file lists must be named inside ``image_dir`` (no absolute path, no ``..`` out of it),
+    not be a symlink leading out of ``data_root`` (else ``image_dir``; a linked data root or image folder is
+    fine), and be a regular file there (one ``stat`` each)."""
     names = [str(i.get('file_name')) for i in content['images']]
     outside = [name for name in names if leaves_its_folder(name)]
     if outside:
         return [f'{path}: {len(outside)} of the {len(names)} images it lists are outside the image folder '
                 f'{image_dir}: {short_list(outside)}; give each file_name relative to that folder (move the files '
                 'into it, or symlink them there)']
+    root = data_root or image_dir
+    linked = linked_out_of(image_dir, names, root)
+    if linked:
+        return [f'{path}: {len(linked)} of the {len(names)} images it lists are symlinks leading out of the data '
+                f'root {root}: {short_list(linked)} (the first to {osp.realpath(osp.join(image_dir, linked[0]))}); '
+                'copy the images in, or link the whole data root or image folder instead']
     missing = [name for name in names if not osp.isfile(osp.join(image_dir, name))]
     if not missing:
         return []
@@ -74,12 +89,12 @@ def check_category_order(path: str, content: dict, classes: Sequence[str], split
 
 
 def identity_problems(path: str, content: dict, image_dir: Optional[str], classes: Sequence[str],
-                      split: str) -> List[str]:
+                      split: str, data_root: Optional[str] = None) -> List[str]:
     """Everything :func:`check_identities`, :func:`check_image_files` (where ``image_dir`` is a folder) and,
     where every class is a category of the file, :func:`check_category_order` find in ``content``."""
     problems = check_identities(path, content)
     if image_dir is not None and osp.isdir(image_dir):
-        problems += check_image_files(path, content, image_dir)
+        problems += check_image_files(path, content, image_dir, data_root)
     names = {c.get('name') for c in content['categories']}
     if classes and all(name in names for name in classes):
         problems += check_category_order(path, content, classes, split)

@@ -3,7 +3,8 @@ import torch
 
 from ..models.builder import build_detector
 from ..models.reparameterize import switch_to_deploy
-from ..utils.checkpoint import load_checkpoint_file, load_weights_strictly
+from ..utils.checkpoint import checkpoint_meta, load_checkpoint_file, load_weights_strictly
+from ..utils.config import config_files
 from ..utils.fileio import atomic_write, check_writable_file
 
 
@@ -12,10 +13,13 @@ def reparameterize_checkpoint(cfg, checkpoint: str, out: str) -> int:
 
     The written file loads (strictly) into the same config with
     ``deploy=True`` on its ParNet backbone; it appears complete or not at all.
-    Every check (``out`` writable and neither input, the checkpoint readable, training form,
+    Every check (``out`` writable, neither input nor a config of its ``_base_`` chain, and if it exists an
+    earlier deploy checkpoint; the checkpoint readable, training form,
     fitting the config) comes before the work. Returns the number of folded blocks.
     """
-    check_writable_file(out, inputs=[checkpoint, *filter(None, [cfg.filename])])
+    # An earlier deploy checkpoint is replaced; no other file, and no file of the config's _base_ chain.
+    check_writable_file(out, inputs=[checkpoint, *(config_files(cfg.filename) if cfg.filename else [])],
+                        own_output=lambda path: checkpoint_meta(path).get('deploy') is True)
     loaded = load_checkpoint_file(checkpoint, map_location='cpu')
     meta = dict(loaded.get('meta') or {})
     if meta.get('deploy'):

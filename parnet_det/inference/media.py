@@ -91,7 +91,9 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
     symlinked subfolders included, regular files only.
     ``out_dir``, where inside a folder, is left out of the walk, and so is
     any folder holding an earlier run's ``detections.json(l)``: a run never
-    reads outputs. Names are unique (see :class:`UniqueNames`): two folders
+    reads outputs. A file met again (the same real path: given twice, by a
+    link, or in a folder also given) is left out with a warning. Names are
+    unique (see :class:`UniqueNames`): two folders
     ``val`` give ``val/`` and ``val-2/``; ``clip.avi`` beside ``clip.mp4``
     gives ``clip.mp4`` and ``clip-2.mp4``. A path that does not exist is
     kept: reading it reports it; one that is neither a folder nor a regular
@@ -107,12 +109,26 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
     names = UniqueNames(RESERVED_OUTPUT_NAMES)
     excluded = osp.realpath(out_dir)
     media = []
+    first_given = {}  # real path -> the path it was first given as
+
+    def first_time(file: str) -> bool:
+        """Whether ``file`` is new; a file given again (by another name, a link, or within a folder also
+        given) is said once and left out: its detections would be written twice."""
+        real = osp.realpath(file)
+        if real in first_given:
+            print_log(f'{file} is {first_given[real]} again (given twice): detected once', logger='current',
+                      level=logging.WARNING)
+            return False
+        first_given[real] = file
+        return True
+
     for path in paths:
         if osp.exists(path) and not osp.isdir(path) and not osp.isfile(path):
             raise ValueError(f'{path} is not a regular file (a device, pipe or socket): give image or video files, '
                              'or folders of them')
         if not osp.isdir(path):
-            media.append((path, names.claim(drawn_name(osp.basename(osp.normpath(path))))))
+            if first_time(path):
+                media.append((path, names.claim(drawn_name(osp.basename(osp.normpath(path))))))
             continue
         root = osp.realpath(path)
         found = []
@@ -127,15 +143,16 @@ def list_media(paths: Sequence[str], out_dir: str) -> List[Tuple[str, str]]:
             found += [file for file in media_files if osp.isfile(file)]
         top = names.free_folder(osp.basename(root) or 'root')  # the file system's root has no name
         relative = [osp.relpath(file, root) for file in sorted(found)]
-        media += [(osp.join(path, name), names.claim(osp.join(top, drawn_name(name)))) for name in relative]
+        media += [(osp.join(path, name), names.claim(osp.join(top, drawn_name(name)))) for name in relative
+                  if first_time(osp.join(path, name))]
     return media
 
 
-def check_outputs(media: Sequence[Tuple[str, str]], out_dir: str) -> None:
+def check_outputs(media: Sequence[Tuple[str, str]], out_dir: str, ignore: Sequence[str] = ()) -> None:
     """Refuse, before anything is written, a run that could harm a file: an ``out_dir`` that is a file or
-    is not empty (a run never writes over files: a rerun needs a new folder), and (a bug, if ever) an
-    output resolving outside ``out_dir`` or onto an input."""
-    check_new_or_empty_dir(out_dir, '--out-dir')
+    is not empty but for ``ignore`` (a run never writes over files: a rerun needs a new folder), and (a bug,
+    if ever) an output resolving outside ``out_dir`` or onto an input."""
+    check_new_or_empty_dir(out_dir, '--out-dir', ignore=ignore)
     root = osp.realpath(out_dir)
     inputs = {osp.realpath(path) for path, _ in media}
     for path, name in media:

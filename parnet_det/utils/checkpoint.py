@@ -15,9 +15,11 @@ with a distinct error for a missing, empty, truncated or foreign, and unsafe
 file), loads it strictly into a model (:func:`load_weights_strictly`) and
 picks the checkpoint that ``--resume`` continues from (:func:`find_resume_checkpoint`).
 """
+import _compat_pickle
 import os
 import os.path as osp
 import pickle
+import pickletools
 import re
 import zipfile
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -27,6 +29,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint_to_model
+from torch import _weights_only_unpickler as weights_only_unpickler
 from torch import nn
 
 
@@ -145,6 +148,42 @@ def _check_structure(filename: str) -> None:
         raise CorruptCheckpointError(f'{filename} is not a PyTorch checkpoint (it starts with {head[:8]!r})')
 
 
+def _python3_name(module: str, name: str) -> str:
+    """``module.name`` as Python 3 calls it: torch saves with pickle protocol 2, which writes some names the
+    Python 2 way (``subprocess.call`` as ``commands call``); the unpickler maps them back so."""
+    module, name = _compat_pickle.NAME_MAPPING.get(
+        (module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module), name))
+    return f'{module}.{name}'
+
+
+def _legacy_globals(filename: str) -> List[str]:
+    """The globals of a legacy-format checkpoint, read with ``pickletools`` (nothing is unpickled, nothing
+    runs); torch's own reader of them takes the zip format only. Its pickles are protocol <= 3 here
+    (:func:`_check_structure`): every global is a GLOBAL opcode."""
+    found = []
+    with open(filename, 'rb') as f:
+        for _ in range(5):  # magic number, protocol, system info, the object, the storage keys; then raw data
+            try:
+                found += [_python3_name(*arg.split(' ', 1)) for opcode, arg, _ in pickletools.genops(f)
+                          if opcode.name == 'GLOBAL']
+            except ValueError:  # past the pickles
+                break
+    return found
+
+
+def refused_globals(filename: str) -> List[str]:
+    """The globals of the checkpoint that ``torch.load(weights_only=True)`` refuses (code, or objects that are
+    not weights), found in the file against torch's allow-lists (torch's
+    ``get_unsafe_globals_in_checkpoint`` for the zip format), not in the wording of torch's error, which
+    changes between versions (2.14 words a blocked module, ``os`` / ``posix``, apart)."""
+    if zipfile.is_zipfile(filename):  # torch's names are as written: mapped as the unpickler maps them
+        return sorted({_python3_name(*name.rsplit('.', 1))
+                       for name in torch.serialization.get_unsafe_globals_in_checkpoint(filename)})
+    # torch keeps its allow-lists private; they are what the refusal was made against.
+    allowed = {*weights_only_unpickler._get_allowed_globals(), *weights_only_unpickler._get_user_allowed_globals()}
+    return sorted({name for name in _legacy_globals(filename) if name not in allowed})
+
+
 def load_checkpoint_file(filename: str, map_location: Optional[str] = None,
                          extra_safe_globals: Sequence[Callable] = ()) -> dict:
     """Read a checkpoint with ``torch.load(weights_only=True)``, mmengine's types allowed.
@@ -163,23 +202,43 @@ def load_checkpoint_file(filename: str, map_location: Optional[str] = None,
         with torch.serialization.safe_globals(list(extra_safe_globals)):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's message also advises weights_only=False; pass on only what was refused.
-        found = re.search(r'WeightsUnpickler error:\s*(.+)', str(err))
-        detail = found.group(1).strip() if found else str(err).splitlines()[0]
-        if not detail.startswith('Unsupported global'):  # a damaged stream, not a reference to code
-            raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {detail}') from err
+        try:
+            with torch.serialization.safe_globals(list(extra_safe_globals)):
+                refused = refused_globals(filename)
+        except (ValueError, RuntimeError):  # torch's reader refuses the archive itself (e.g. TorchScript's)
+            refused = []
+        if not refused:  # a damaged stream, not a reference to code
+            raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {_first_line(err)}') from err
+        # torch's message advises weights_only=False, which would run that code: none of it is passed on.
         raise UnsafeCheckpointError(
-            f'refused to load checkpoint {filename}: it contains Python objects that are neither tensors nor '
-            f'types known to be in mmengine/mmdet checkpoints ({detail}). Loading it could execute code, so '
-            'parnet_det keeps torch.load(weights_only=True). If the file is yours and trusted, re-save only its '
-            "tensors (e.g. {'state_dict': ...}); the allow-list is "
-            'parnet_det.utils.checkpoint.mmengine_checkpoint_globals().') from err
+            f'refused to load checkpoint {filename}: it contains code or Python objects that are not weights '
+            f'({", ".join(refused[:5])}{", ..." if len(refused) > 5 else ""}); loading it could execute code, so it '
+            'was not loaded. Use a checkpoint saved by parnet_det, mmdet or mmengine training; if this file is yours, '
+            "save only its tensors again where it was made (e.g. torch.save({'state_dict': model.state_dict()}, "
+            'PATH)).') from None
     except (EOFError, RuntimeError) as err:
         # The structure looked right, the content is cut or damaged inside (e.g. a bad zip member);
         # other RuntimeErrors (e.g. CUDA tensors without CUDA) are not about the file.
         if isinstance(err, RuntimeError) and not any(s in str(err) for s in _DAMAGE_MESSAGES):
             raise
-        raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {str(err).splitlines()[0]}') from err
+        raise CorruptCheckpointError(f'checkpoint {filename} is damaged: {_first_line(err)}') from err
+
+
+def _first_line(err: BaseException) -> str:
+    """The gist of torch's error, without the advice it appends (``weights_only=False`` among it)."""
+    text = str(err)
+    found = re.search(r'WeightsUnpickler error:\s*(.+)', text)
+    lines = [line.strip() for line in text.splitlines() if line.strip() and 'weights_only' not in line]
+    return found.group(1).strip() if found else (lines[0] if lines else type(err).__name__)
+
+
+def checkpoint_meta(filename: str) -> dict:
+    """The ``meta`` of a checkpoint read safely (:func:`load_checkpoint_file`), ``{}`` if the file is not a
+    usable checkpoint: to recognise a tool's own earlier output (e.g. ``meta['deploy']``) before replacing it."""
+    try:
+        return dict(load_checkpoint_file(filename, map_location='cpu').get('meta') or {})
+    except CheckpointError:
+        return {}
 
 
 def install_safe_checkpoint_loading() -> None:

@@ -1,22 +1,94 @@
 """Reading configs: the file with ``--cfg-options``, and the one walk through dataset wrappers and pipelines."""
+import difflib
+import os
 import os.path as osp
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.config.utils import ConfigParsingError
 
 from mmdet.registry import DATASETS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config (``~`` expanded), with a clear error for a wrong path, then apply ``--cfg-options``."""
+    """Read a config (``~`` expanded), then apply ``--cfg-options``; one clear error for a wrong path, a file that
+    is not a config (not Python, not readable as one) and an option key that is a typo (:func:`check_option_keys`)."""
     path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist (configs live in configs/, '
                                 'e.g. configs/yolo_parnet_xl_coco.py)')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except (SyntaxError, UnicodeDecodeError, ConfigParsingError, OSError) as err:
+        gist = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f'{path} is not a config file mmengine can read ({gist}); give a Python config, e.g. '
+                         'configs/yolo_parnet_xl_coco.py') from err
     if cfg_options:
+        check_option_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def check_option_keys(cfg: Config, cfg_options: dict) -> None:
+    """Refuse a ``--cfg-options`` key that the config lacks but nearly has (``train_cfg.max_epoch``,
+    ``checkpont``, ``data_rot``): mmengine would add it as a new key and run with the setting it was meant
+    to change untouched. A key near none of the config's is a new setting (e.g. ``model.backbone.deploy``)."""
+    for key in cfg_options:
+        node, walked = cfg, []
+        for part in key.split('.'):
+            if not isinstance(node, (dict, Config)):  # a list index, or a value replaced by a dict: nothing to compare
+                break
+            if part not in node:
+                near = difflib.get_close_matches(part, [str(name) for name in node], n=1, cutoff=0.75)
+                if near:
+                    raise ValueError(f'--cfg-options {key}: the config has no {".".join([*walked, part])}; did you '
+                                     f'mean {".".join([*walked, near[0]])}?')
+                break
+            node = node[part]
+            walked.append(part)
+
+
+def config_files(path: str) -> List[str]:
+    """``path`` and every file of its ``_base_`` chain, each once: the config files a run reads (its outputs
+    must replace none of them). mmengine's ``Config`` keeps no list of them; its own parser finds them."""
+    files, pending = [], [osp.abspath(osp.expanduser(path))]
+    while pending:
+        current = pending.pop()
+        if current in files or not osp.isfile(current):
+            continue
+        files.append(current)
+        # '::' names a file of another installed package (mmdet::...), not one to write near.
+        pending += [osp.join(osp.dirname(current), base) for base in Config._get_base_files(current)
+                    if '::' not in base]
+    return files
+
+
+def _holds_cwd(folder: str) -> bool:
+    real = osp.realpath(folder)
+    return osp.commonpath([real, osp.realpath(os.getcwd())]) == real
+
+
+def data_paths(cfg) -> List[str]:
+    """Every data root, image folder and annotation file the config's datasets and evaluators read (all splits):
+    the data a run's outputs must never land in."""
+    paths = []
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader') or {}
+        for dataset in (leaf_datasets(loader['dataset']) if 'dataset' in loader else ()):
+            data_root = dataset.get('data_root') or ''
+            prefix = dataset.get('data_prefix') or {}
+            folders = prefix.values() if isinstance(prefix, dict) else [prefix]  # mmdet's dict, mmpretrain's str
+            # A relative data root at or above the current folder (data_root='./') holds every relative path, the
+            # default ./work_dirs among them: its image folders and annotation files stand for it.
+            paths += [*([data_root] if osp.isabs(data_root) or not _holds_cwd(data_root) else []),
+                      *(osp.join(data_root, folder) for folder in folders if folder)]
+            if dataset.get('ann_file'):
+                paths.append(osp.join(data_root, dataset['ann_file']))
+        evaluator = cfg.get(f'{split}_evaluator') or {}
+        paths += [metric['ann_file'] for metric in (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator])
+                  if metric.get('ann_file')]
+    # '' is the current folder only by accident of joining: a config without a data root names none.
+    return list(dict.fromkeys(path for path in paths if path))
 
 
 def walk_datasets(dataset_cfg) -> Iterator[dict]:

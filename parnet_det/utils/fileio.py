@@ -1,12 +1,14 @@
 """Crash-safe file writes (a file appears under its name complete, or not at all), and the checks, before any
 work, that an output can be written and replaces no input."""
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import os.path as osp
+import secrets
 import shutil
-import uuid
-from typing import IO, Iterator, List, Sequence
+from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -14,6 +16,15 @@ from mmengine.fileio import LocalBackend, register_backend
 PARTIAL_SUFFIX = '.tmp'
 # The name mmengine's ``backend_args`` use for :class:`AtomicLocalBackend`.
 ATOMIC_LOCAL_BACKEND = 'atomic_local'
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, hex, read in 1 MB blocks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(2**20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def strict_json(obj, **dumps_kwargs) -> str:
@@ -29,9 +40,17 @@ def strict_json(obj, **dumps_kwargs) -> str:
         raise ValueError(f'not written: {err} (JSON has no NaN or infinity)') from err
 
 
-def temporary_path(path: str, suffix: str = PARTIAL_SUFFIX) -> str:
-    """A new hidden name beside ``path`` for its content in progress (``.name.<random><suffix>``)."""
-    return osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.{uuid.uuid4().hex[:8]}{suffix}')
+def create_temporary(path: str, suffix: str = PARTIAL_SUFFIX) -> Tuple[int, str]:
+    """Create a new empty file beside ``path`` for its content in progress; returns ``(fd, name)``.
+
+    The name is hidden and unpredictable (``.name.<64 random bits><suffix>``), and the file is created
+    exclusively, never through a link (``O_EXCL | O_NOFOLLOW``): a symlink or file planted under a
+    guessed name makes this fail rather than write where it points. Permissions are a plain open()'s
+    (not tempfile.mkstemp's private 0600).
+    """
+    tmp_path = osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.{secrets.token_hex(8)}{suffix}')
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(tmp_path, flags, 0o666), tmp_path
 
 
 def publish(tmp_path: str, path: str, overwrite: bool = True) -> None:
@@ -50,28 +69,44 @@ def publish(tmp_path: str, path: str, overwrite: bool = True) -> None:
         os.close(dir_fd)
 
 
+class DiskFullError(OSError):
+    """A write ran out of space (or quota); the message names the folder and what is intact."""
+
+
+def _disk_full(path: str, err: OSError) -> DiskFullError:
+    folder = osp.dirname(osp.abspath(path))
+    kept = 'its earlier content is intact' if osp.exists(path) else 'no partial file is left under its name'
+    error = DiskFullError(f'no space left in {folder} while writing {osp.basename(path)} ({err.strerror}): nothing '
+                          f'was replaced, {kept}, and every file written before is complete; free space there (or '
+                          'write elsewhere) and run again')
+    error.errno = err.errno  # as the OSError it stands for; not in the message
+    return error
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = 'wb', overwrite: bool = True, **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success flush, fsync and rename it to ``path``.
 
     The temporary file is in the same directory (a rename is atomic only
-    within one file system) and hidden (``.name.*.tmp``); it is removed if the
+    within one file system), created exclusively under a hidden, unpredictable
+    name (:func:`create_temporary`); it is removed if the
     body raises. After the rename the directory is fsynced too, so the new
     name survives a power loss. Without ``overwrite``, an existing ``path`` is
-    kept and FileExistsError raised (see :func:`publish`).
+    kept and FileExistsError raised (see :func:`publish`). Running out of space
+    raises :class:`DiskFullError` naming the folder and what is intact.
     """
-    tmp_path = temporary_path(path)
-    # Not tempfile.mkstemp: its files are private (0600); this one gets the permissions of a plain open().
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd, tmp_path = create_temporary(path)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         publish(tmp_path, path, overwrite)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(path, err) from err
         raise
 
 
@@ -124,17 +159,40 @@ def _nearest_existing(path: str) -> str:
     return path
 
 
-def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: Sequence[str] = ()) -> None:
+def file_starts_with(*magics: bytes) -> Callable[[str], bool]:
+    """A recogniser of a tool's own earlier output by its first bytes (e.g. gzip's ``\\x1f\\x8b``), for
+    :func:`check_writable_file`'s ``own_output``."""
+
+    def starts(path: str) -> bool:
+        with open(path, 'rb') as f:
+            head = f.read(max(map(len, magics)))
+        return head.startswith(magics)
+
+    return starts
+
+
+def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: Sequence[str] = (),
+                        own_output: Optional[Callable[[str], bool]] = None) -> None:
     """Raise a clear error now if ``path`` cannot be written, before any work is spent on its content.
 
     With ``parent_may_be_missing``, missing parent directories are fine if
     they can be created (the caller creates them when it writes). ``inputs``
     are the command's input files and folders: ``path`` must replace none of
-    them (:func:`check_apart_from_inputs`).
+    them, nor lie in one (:func:`check_apart_from_inputs`). With ``own_output``,
+    an existing file at ``path`` is replaced only if ``own_output(path)``
+    recognises it as this tool's own earlier output: anything else there (a
+    checkpoint under a results name, a symlink) is refused, never replaced.
+    Every tool passes one but ONNX export (parnet_det/deploy, not yet).
     """
     check_apart_from_inputs(path, inputs)
     if osp.isdir(path):
         raise IsADirectoryError(f'cannot write {path}: it is a directory')
+    if own_output is not None and osp.lexists(path):
+        what = ('a symlink' if osp.islink(path) else None if osp.isfile(path) and own_output(path) else
+                'a file that is not an earlier output of this tool')
+        if what:
+            raise FileExistsError(f'{path} exists and is {what}; it is never replaced: give a new path, or remove '
+                                  'it first if it is yours to lose')
     directory = osp.dirname(osp.abspath(path))
     existing = _nearest_existing(directory)
     if not osp.isdir(existing):
@@ -145,14 +203,14 @@ def check_writable_file(path: str, parent_may_be_missing: bool = False, inputs: 
         raise PermissionError(f'cannot write {path}: no write permission in {existing}')
 
 
-def check_new_or_empty_dir(path: str, option: str, inputs: Sequence[str] = ()) -> None:
-    """Refuse an output folder ``path`` (given as ``option``) that is a file, is not empty, is or lies in an
-    input folder, or cannot be written (checked now, not after a model has loaded): a tool writing into it
-    never writes over a file."""
+def check_new_or_empty_dir(path: str, option: str, inputs: Sequence[str] = (), ignore: Sequence[str] = ()) -> None:
+    """Refuse an output folder ``path`` (given as ``option``) that is a file, is not empty (but for the names
+    in ``ignore``: a run's lock file), is or lies in an input folder, or cannot be written (checked now, not
+    after a model has loaded): a tool writing into it never writes over a file."""
     check_apart_from_inputs(path, inputs)
     if osp.exists(path) and not osp.isdir(path):
         raise NotADirectoryError(f'{option} {path} is a file; give a folder (new or empty)')
-    entries = sorted(os.listdir(path)) if osp.isdir(path) else []
+    entries = sorted(set(os.listdir(path)) - set(ignore)) if osp.isdir(path) else []
     if entries:
         raise FileExistsError(f'{option} {path} is not empty ({len(entries)} entries: {", ".join(entries[:3])}'
                               f'{", ..." if len(entries) > 3 else ""}); the tool never writes over files: give a new '

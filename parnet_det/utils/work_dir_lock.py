@@ -1,4 +1,5 @@
-"""One training run per work dir: an exclusive lock file held for the whole run."""
+"""One run per work dir (training, a benchmark matrix, inference into a folder): an exclusive lock file held for
+the whole run."""
 import contextlib
 import errno
 import fcntl
@@ -37,7 +38,7 @@ def _read_holder(fd: int) -> str:
     return shown[:_HOLDER_MAX_CHARS] + ('...' if len(shown) > _HOLDER_MAX_CHARS else '')
 
 
-def _open_lock_file(path: str) -> int:
+def _open_lock_file(path: str, what: str, option: str) -> int:
     """Open ``path`` for reading and writing, created if missing, only if it is a regular file.
 
     Not through a symlink (``O_NOFOLLOW``): a planted ``.train.lock`` link would
@@ -50,32 +51,33 @@ def _open_lock_file(path: str) -> int:
         if err.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise
         kind = {errno.ELOOP: 'a symlink', errno.EISDIR: 'a directory'}.get(err.errno, 'a socket')
-        raise LockFileError(_not_a_lock_file(path, kind)) from err
+        raise LockFileError(_not_a_lock_file(path, kind, what, option)) from err
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise LockFileError(_not_a_lock_file(path, 'a pipe' if stat.S_ISFIFO(mode) else 'a device or socket'))
+        raise LockFileError(_not_a_lock_file(path, 'a pipe' if stat.S_ISFIFO(mode) else 'a device or socket', what,
+                                            option))
     os.set_blocking(fd, True)
     return fd
 
 
-def _not_a_lock_file(path: str, kind: str) -> str:
-    return (f'{path} is {kind}, not the lock file a training run writes; nothing was written through it: '
-            'remove it (or choose another --work-dir) and run again')
+def _not_a_lock_file(path: str, kind: str, what: str, option: str) -> str:
+    return (f'{path} is {kind}, not the lock file a {what} writes; nothing was written through it: '
+            f'remove it (or choose another {option}) and run again')
 
 
-def _open_locked(path: str, work_dir: str) -> int:
+def _open_locked(path: str, work_dir: str, what: str, option: str) -> int:
     """Open ``path`` and take its exclusive ``flock``; retry if a releasing run removed the file meanwhile."""
     while True:
-        fd = _open_lock_file(path)
+        fd = _open_lock_file(path, what, option)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd) or 'a process that is starting'
             os.close(fd)
             raise WorkDirInUseError(
-                f'work dir {work_dir} is in use by another training run ({holder}); two runs in one work dir '
-                'would mix their logs and checkpoints: wait for it to end, or give this run another --work-dir')
+                f'{option.strip("-").replace("-", " ")} {work_dir} is in use by another {what} ({holder}); two runs '
+                f'in one folder would mix their outputs: wait for it to end, or give this run another {option}')
         # The holder before us unlinks the file while still holding it: our lock is then on a
         # name nobody else sees. Lock the file that is there now instead.
         try:
@@ -88,8 +90,10 @@ def _open_locked(path: str, work_dir: str) -> int:
 
 
 @contextlib.contextmanager
-def work_dir_lock(work_dir: str) -> Iterator[str]:
-    """Hold ``WORK_DIR/.train.lock`` (``fcntl.flock``, exclusive) while the body runs; yields its path.
+def work_dir_lock(work_dir: str, name: str = LOCK_NAME, what: str = 'training run',
+                  option: str = '--work-dir') -> Iterator[str]:
+    """Hold ``WORK_DIR/<name>`` (``.train.lock``; ``fcntl.flock``, exclusive) while the body runs; yields its path.
+    The messages name the run as ``what`` and its folder by the tool's ``option``.
 
     The file names the holder (pid, host, start time). A second run raises
     :class:`WorkDirInUseError` naming it. The kernel drops a ``flock`` when its
@@ -100,16 +104,16 @@ def work_dir_lock(work_dir: str) -> Iterator[str]:
     removed on any exit of the body. Creates ``work_dir`` (and removes it again
     if it is still empty then); raises :class:`WorkDirNotWritableError` if it cannot.
     """
-    path = osp.join(work_dir, LOCK_NAME)
+    path = osp.join(work_dir, name)
     created = not osp.isdir(work_dir)
     try:
         os.makedirs(work_dir, exist_ok=True)
-        fd = _open_locked(path, work_dir)
+        fd = _open_locked(path, work_dir, what, option)
     except OSError as err:
         if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
             raise
-        raise WorkDirNotWritableError(f'cannot write to work dir {work_dir} ({err.strerror}); '
-                                      'choose a writable --work-dir') from err
+        raise WorkDirNotWritableError(f'cannot write to {option.strip("-").replace("-", " ")} {work_dir} '
+                                      f'({err.strerror}); choose a writable {option}') from err
     try:
         stale = _read_holder(fd)
         if stale:

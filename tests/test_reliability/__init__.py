@@ -19,4 +19,10 @@ message, the exit code and that nothing was lost or left behind.
   their folder), test_work_dir_lock.py (a planted lock symlink, folder or pipe; the holder sanitised),
   test_preemption.py (SIGTERM), test_home_paths.py (``~``), test_data_that_lies.py (EXIF-turned images,
   cut videos, legacy checkpoints, infer's inputs), test_nothing_useful.py (non-zero exits, files named).
+- issue 33: test_outputs_apart.py (a work dir that is the data, .. and symlink forms, a config's _base_ chain,
+  foreign files never replaced, planted temporaries), test_checkpoint_files.py (real pickled payloads named,
+  torch 2.14's blocked-module wording), test_preemption.py (a preempted run resumes at its iteration to the
+  uninterrupted run's weights), test_user_errors.py (the probe table's user errors, one line each),
+  test_data_that_lies.py (symlinked images, non-finite boxes, NaN darknet weights, inputs given twice, failed
+  benchmark rows, unreadable ImageNet images).
 """

@@ -20,7 +20,7 @@ from parnet_det.utils.checkpoint import (
     load_weights_strictly,
 )
 
-from .helpers import truncate
+from .helpers import Exploit, truncate
 
 ERRORS = dict(missing=CheckpointNotFoundError, empty=CorruptCheckpointError, truncated=CorruptCheckpointError,
               random_bytes=CorruptCheckpointError, unsafe=UnsafeCheckpointError)
@@ -182,3 +182,31 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
     with fileio.atomic_write(str(tmp_path / 'atomic')) as f:
         f.write(b'x')
     assert (tmp_path / 'atomic').stat().st_mode == (tmp_path / 'plain').stat().st_mode
+
+
+class SystemCall:
+    """Pickles as ``os.system('touch marker')``: torch 2.14 refuses the os module (``posix`` on Linux) in other
+    words ("... whose module posix is blocked") than a global merely not allowed."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.mark.parametrize('payload', ['subprocess.call', 'os.system'])
+@pytest.mark.parametrize('form', ['zip', 'legacy'])
+def test_a_checkpoint_carrying_code_is_refused_as_code_naming_it_and_never_advising_weights_only_false(
+        tmp_path, payload, form):
+    marker = tmp_path / 'pwned'
+    code = Exploit(str(marker)) if payload == 'subprocess.call' else SystemCall(str(marker))
+    path = tmp_path / 'unsafe.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': code}, path, _use_new_zipfile_serialization=form == 'zip')
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_checkpoint_file(str(path))
+    message = str(info.value)
+    named = 'subprocess.call' if payload == 'subprocess.call' else f'{os.system.__module__}.system'
+    assert f'it contains code or Python objects that are not weights ({named})' in message
+    assert 'weights_only' not in message and 'damaged' not in message
+    assert not marker.exists()

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from parnet_det.apis import build_detector, load_config
 from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_darknet
@@ -93,12 +94,14 @@ def run_tool(*args):
 def test_cli_refuses_in_one_line_and_keeps_the_output(tmp_path):
     src = sized_file(tmp_path / 'short.weights', OFFICIAL_FLOATS - 1)
     dst = tmp_path / 'out.pth'
-    dst.write_bytes(b'previous')
+    # An earlier conversion (the only kind of file the tool replaces, issue 33), kept when this one fails.
+    torch.save({'state_dict': {}, 'meta': {'darknet_version': '0.2.5'}}, dst)
+    previous = dst.read_bytes()
     result = run_tool('tools/convert_darknet_weights.py', CONFIG, src, str(dst))
     assert result.returncode == 2
     assert result.stderr.startswith('error: ') and len(result.stderr.strip().splitlines()) == 1
     assert 'it is truncated' in result.stderr
-    assert dst.read_bytes() == b'previous'
+    assert dst.read_bytes() == previous
 
 
 def synthetic_options(data_root):

@@ -24,6 +24,7 @@ import time
 
 from mmengine.config import DictAction
 
+from parnet_det.apis.runtime_predictor import stamp_checkpoint
 from parnet_det.deploy import check_onnx_against_pytorch, export_onnx
 from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
 from parnet_det.utils.fileio import check_apart_from_inputs
@@ -77,6 +78,7 @@ def main(argv=None):
         exported = export_onnx(args.config, args.checkpoint, args.out, input_size=args.shape,
                                batch_size=args.batch_size, dynamic_batch=args.dynamic_batch, opset=args.opset,
                                cfg_options=args.cfg_options)
+        stamp_checkpoint(exported.path, args.checkpoint)  # infer_runtime.py --onnx refuses it under another
     shape = 'x'.join({'batch': 'B', 'height': 'H', 'width': 'W'}.get(side, str(side)) for side in exported.input_shape)
     dynamic = [name for name, side in (('B', 'batch'), ('H, W', 'height')) if side in exported.input_shape]
     dynamic = f' (dynamic {", ".join(dynamic)})' if dynamic else ''

@@ -17,16 +17,18 @@ post-processing on the host (YOLOX's batched NMS, or the multi-label test of YOL
 RTMDet). Needs requirements/deploy.txt; a missing runtime is said in one line.
 """
 import argparse
+import contextlib
 import sys
 
 from mmengine.config import DictAction
 
-from parnet_det.apis.inferencer import MediaInferencer, plan_outputs
+from parnet_det.apis.inferencer import MediaInferencer, locked_outputs
 from parnet_det.apis.runtime_predictor import load_runtime_predictor
 from parnet_det.deploy import RUNTIMES
 from parnet_det.utils.checkpoint import CheckpointError
 from parnet_det.utils.cli_args import path_arg, positive_int, unit_interval, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
+from parnet_det.utils.work_dir_lock import WorkDirInUseError
 
 
 def parse_args(argv=None):
@@ -48,16 +50,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors(CheckpointError, ImportError, KeyError, OSError, ValueError):
-        media = plan_outputs(args.inputs, args.out_dir)  # as tools/infer.py: before anything is built or written
-        predict, dataset_meta = load_runtime_predictor(args.config, args.checkpoint, args.runtime, args.onnx,
-                                                       args.cfg_options, args.score_thr, args.threads)
-        inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size, args.draw)
-    report = inferencer.run(media)
+    with contextlib.ExitStack() as run:
+        with user_errors(CheckpointError, ImportError, KeyError, OSError, ValueError, WorkDirInUseError):
+            # As tools/infer.py: before anything is built or written; one run per --out-dir, held to the end.
+            media = run.enter_context(locked_outputs(args.inputs, args.out_dir))
+            predict, dataset_meta = load_runtime_predictor(args.config, args.checkpoint, args.runtime, args.onnx,
+                                                           args.cfg_options, args.score_thr, args.threads,
+                                                           args.batch_size)
+            inferencer = MediaInferencer(predict, dataset_meta, args.out_dir, args.score_thr, args.batch_size,
+                                         args.draw)
+        report = inferencer.run(media)
     print(f'{report.images} images in {args.runtime} {predict.session.version}; detections in {report.json_path}')
     if report.failed:
         sys.exit(f'{len(report.failed)} input(s) skipped: ' + ', '.join(path for path, _ in report.failed))
-
 
 if __name__ == '__main__':
     filter_known_warnings()

@@ -43,7 +43,8 @@ model = dict(
 )
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # mmcv's loader, but one unreadable image is skipped with a warning (counted), as in the COCO configs.
+    dict(type='mmdet.CheckedLoadImageFromFile', on_error='skip'),
     # timm's RandomResizedCrop(224, scale=(0.08, 1), ratio=(3/4, 4/3)). Difference: timm's default train
     # interpolation is 'random' (bilinear or bicubic per image); bicubic here.
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),

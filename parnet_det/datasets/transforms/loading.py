@@ -17,9 +17,11 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` with a deliberate policy for unreadable images.
 
     Args:
-        on_error (str): ``'skip'`` (training): log a warning naming the file and
-            the reason and return None, so that mmengine's dataset draws another
-            sample; a run does not die hours in on one corrupt JPEG.
+        on_error (str): ``'skip'`` (training): log a warning naming the file,
+            the reason and how many were skipped so far, and return None, so that
+            mmengine's dataset draws another sample; a run does not die hours in
+            on one corrupt JPEG (the ImageNet configs use it as
+            ``mmdet.CheckedLoadImageFromFile``: mmpretrain's datasets draw again too).
             ``'raise'`` (evaluation): stop with an error naming the file, since
             skipping would silently change the AP. Defaults to 'raise'.
         **kwargs: Arguments of mmcv's ``LoadImageFromFile``.
@@ -31,6 +33,7 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         super().__init__(**kwargs)
         self.on_error = on_error
         self._size_warned = set()  # the files whose size was reported (each once per process)
+        self.skipped = 0  # images skipped by this process (each dataloader worker counts its own)
 
     def transform(self, results: dict) -> Optional[dict]:
         try:
@@ -44,7 +47,9 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         message = f'cannot read image {results["img_path"]} ({reason})'
         if self.on_error == 'raise':
             raise OSError(message + '; fix or remove it from the annotation file')
-        print_log(message + '; skipping it and drawing another sample', logger='current', level=logging.WARNING)
+        self.skipped += 1
+        print_log(f'{message}; skipping it and drawing another sample ({self.skipped} skipped so far by this '
+                  'process)', logger='current', level=logging.WARNING)
         return None
 
     def _warn_if_size_differs(self, results: dict) -> None:

@@ -26,9 +26,10 @@ class PreemptionHook(Hook):
     (the lock released). With ``save_checkpoint=True`` (set in the config:
     ``custom_hooks=[dict(type='PreemptionHook', save_checkpoint=True)]``) the
     iteration reached is saved first as ``preempted_epoch_E_iter_I.pth`` and
-    ``last_checkpoint`` names it, so ``--resume`` continues from it: an
-    epoch-based run then repeats the interrupted epoch's batches with the
-    weights already reached. Without it, the message names the last periodic
+    ``last_checkpoint`` names it, so ``--resume`` continues from it, at the
+    next iteration (:class:`~parnet_det.engine.ResumableEpochBasedTrainLoop`,
+    which ``tools/train.py`` uses) and with the random states it stopped at
+    (:class:`~parnet_det.engine.RandomStateHook`). Without it, the message names the last periodic
     checkpoint (what a pre-empted run loses is the iterations since then).
     """
 
