@@ -11,10 +11,11 @@
 3. mmengine's checkpoint loading stays under ``torch.load(weights_only=True)``
    while resuming works (:func:`~parnet_det.utils.checkpoint.install_safe_checkpoint_loading`).
 
-mmpretrain is not imported: the ImageNet configs, which run under its scope,
-bring the package's models and hooks into its registries themselves through
-``custom_imports`` (:mod:`parnet_det.mmpretrain_registration`), so detection
-users need not install it.
+mmpretrain is not needed, nor imported here: the ImageNet configs, which run
+under its scope, bring the package's models and hooks into its registries
+themselves through ``custom_imports`` (:mod:`parnet_det.mmpretrain_registration`),
+so detection users need not install it. (Where it is installed, mmdet's own
+re-ID modules import it anyway, in a try/except.)
 
 Nothing is printed; :func:`register_all_modules` is idempotent.
 """
