@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from mmengine.structures import InstanceData
 from pycocotools.coco import COCO
@@ -12,6 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 # A ParNet small enough for CPU tests of whole detectors; the real presets are
 # tested in test_models/test_parnet.py.
 TINY_ARCH = dict(stream_channels=(16, 32, 64), final_channels=128, num_blocks=(1, 2, 2))
+
+# The tests of the CUDA paths; the CPU-only VM skips them (a GPU machine runs them).
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
 def randomize_norm_stats(model: torch.nn.Module, seed: int = 0) -> None:

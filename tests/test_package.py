@@ -22,6 +22,25 @@ def test_import_prints_nothing():
     assert result.stdout == '' and result.stderr == ''
 
 
+# mmpretrain (the ImageNet configs' optional dependency) and the pins only it brings, made unimportable: what a
+# detection user who installed without the [imagenet] extra has.
+WITHOUT_MMPRETRAIN = (
+    'import sys\n'
+    'class HideMmpretrain:\n'
+    '    def find_spec(self, name, path=None, target=None):\n'
+    "        if name.split('.')[0] in ('mmpretrain', 'mat4py', 'modelindex', 'model_index', 'einops'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    'sys.meta_path.insert(0, HideMmpretrain())\n')
+
+
+def test_detection_imports_without_mmpretrain():
+    # mmdet's own reid modules import mmpretrain where it is installed, so it must be hidden to see that
+    # parnet_det neither imports nor needs it; every subpackage, not only the package, imports.
+    result = _python(WITHOUT_MMPRETRAIN + 'import parnet_det, parnet_det.apis, parnet_det.benchmark\n'
+                     "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmpretrain', 'einops')))\n")
+    assert result.stdout.split() == ['[]']
+
+
 def test_config_with_custom_imports_builds_a_parnet_detector():
     # A fresh interpreter: only the config's custom_imports can register ParNet.
     result = _python(
@@ -35,6 +54,20 @@ def test_config_with_custom_imports_builds_a_parnet_detector():
         'model = MODELS.build(cfg.model)\n'
         'print(type(model).__name__, type(model.backbone).__module__, type(model.backbone).__name__)\n')
     assert result.stdout.split() == ['RetinaNet', 'parnet_det.models.backbones.parnet', 'ParNet']
+
+
+def test_imagenet_config_registers_into_mmpretrain_through_its_custom_imports():
+    # A fresh interpreter: `import parnet_det` leaves mmpretrain's registries alone; the ImageNet configs'
+    # custom_imports (parnet_det.mmpretrain_registration) put the backbone and the tools' hooks there.
+    result = _python(
+        'from mmengine.config import Config\n'
+        'import parnet_det\n'
+        'from mmpretrain.registry import HOOKS, MODELS\n'
+        "print('ParNet' in MODELS.module_dict)\n"
+        "Config.fromfile('configs/imagenet/parnet_s_8xb128_in1k.py')\n"
+        "print('ParNet' in MODELS.module_dict, 'ParNetCSP' in MODELS.module_dict,"
+        " 'CrashSafeCheckpointHook' in HOOKS.module_dict)\n")
+    assert result.stdout.split() == ['False', 'True', 'True', 'True']
 
 
 @pytest.mark.slow

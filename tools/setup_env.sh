@@ -7,8 +7,8 @@
 #   headers need it; mmcv's setup.py hard-codes -std=c++17). The wheel is cached in
 #   ${PARNET_DET_CACHE:-${XDG_CACHE_HOME:-~/.cache}/parnet_det}/wheels, keyed by mmcv, torch and
 #   Python version and CPU/CUDA, and reused by every later set-up on this machine;
-# * the runtime and test requirements (mmdet, mmpretrain for the ImageNet configs, ...) and parnet_det
-#   itself (editable).
+# * the runtime, ImageNet (mmpretrain: optional for detection, the demo and the tests use it), deploy and
+#   test requirements, and parnet_det itself (editable).
 #
 # A stamp in .venv records a hash of every input; when it matches, the script only checks that
 # the environment imports and returns in a few seconds.
@@ -82,8 +82,8 @@ fi
 
 log "installing runtime and test requirements and parnet_det (editable)"
 # mmcv's own requirements (addict, yapf, ...) come from its wheel's metadata.
-"${PIP[@]}" "$WHEEL_DIR"/mmcv-*.whl -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/deploy.txt" \
-    -r "$ROOT/requirements/tests.txt"
+"${PIP[@]}" "$WHEEL_DIR"/mmcv-*.whl -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/imagenet.txt" \
+    -r "$ROOT/requirements/deploy.txt" -r "$ROOT/requirements/tests.txt"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 env_imports || { log "error: the environment does not import (mmcv ops / mmdet / mmpretrain / parnet_det)"; exit 1; }

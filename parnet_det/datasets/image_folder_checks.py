@@ -8,10 +8,10 @@ tree, warns and goes on over an empty class folder, and fails on a missing image
 import inspect
 import os
 import os.path as osp
+import sys
 from typing import List, Optional, Sequence, Tuple
 
-from mmpretrain.datasets import CustomDataset
-from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
+from mmengine.registry import Registry
 
 from .identity import leaves_its_folder, short_list
 
@@ -22,13 +22,33 @@ HOW_TO_GET_IMAGENET = (
     'config elsewhere with --cfg-options train_dataloader.dataset.data_root=... val_dataloader.dataset.data_root=...')
 
 
+def _mmpretrain_datasets() -> Optional[Registry]:
+    """mmpretrain's ``DATASETS`` where mmpretrain is already imported, else None.
+
+    Looked up, not imported: mmpretrain is optional (detection runs without it),
+    and a config can name one of its datasets only after importing it (the
+    ImageNet configs do, through ``custom_imports``).
+    """
+    registry = sys.modules.get('mmpretrain.registry')
+    return None if registry is None else registry.DATASETS
+
+
+def _image_folder_base() -> type:
+    """mmpretrain's ``CustomDataset``, the base of its image-folder datasets (``ImageNet``, ...)."""
+    return _mmpretrain_datasets().get('CustomDataset')
+
+
 def image_folder_dataset_type(dataset_cfg) -> Optional[type]:
-    """The dataset class of ``dataset_cfg`` if it is one of mmpretrain's image-folder datasets, else None."""
+    """The dataset class of ``dataset_cfg`` if it is one of mmpretrain's image-folder datasets, else None
+    (always None where mmpretrain is not imported)."""
+    registry = _mmpretrain_datasets()
+    if registry is None:
+        return None
     dataset_type = dataset_cfg.get('type')
     if isinstance(dataset_type, str):
-        dataset_type = MMPRETRAIN_DATASETS.get(dataset_type.split('.', 1)[-1] if dataset_type.startswith(
+        dataset_type = registry.get(dataset_type.split('.', 1)[-1] if dataset_type.startswith(
             'mmpretrain.') else dataset_type)
-    return dataset_type if isinstance(dataset_type, type) and issubclass(dataset_type, CustomDataset) else None
+    return dataset_type if isinstance(dataset_type, type) and issubclass(dataset_type, _image_folder_base()) else None
 
 
 def _layout(dataset_cfg) -> Tuple[str, str, bool]:
@@ -58,7 +78,7 @@ def image_folder_classes(dataset_cfg, dataset_type: type) -> Tuple[str, ...]:
 
 
 def _is_image(name: str, dataset_type: type) -> bool:
-    default = inspect.signature(CustomDataset.__init__).parameters['extensions'].default  # ImageNet: its own
+    default = inspect.signature(_image_folder_base().__init__).parameters['extensions'].default  # ImageNet: its own
     return name.lower().endswith(getattr(dataset_type, 'IMG_EXTENSIONS', default))
 
 

@@ -55,8 +55,8 @@ class DenseDetectorNetwork(nn.Module):
         return self.detector.bbox_head
 
     def forward(self, inputs: torch.Tensor) -> Union[Tuple[torch.Tensor, torch.Tensor], tuple]:
-        # mmdet's own network call: backbone, neck (if any) and head.
-        head_outputs = self.detector._forward(inputs)
+        # mmdet's own network call, its public 'tensor' mode: backbone, neck (if any) and head, no post-processing.
+        head_outputs = self.detector(inputs, mode='tensor')
         if not self.decodes_boxes:
             return head_outputs
         cls_scores, bbox_preds, objectnesses = ([level.float() for level in outputs] for outputs in head_outputs)
@@ -117,6 +117,20 @@ class DenseDetectorNetwork(nn.Module):
             self._priors[key] = priors
         return self._priors[key]
 
+    @staticmethod
+    def decode_yolox_boxes(priors: torch.Tensor, bbox_preds: torch.Tensor) -> torch.Tensor:
+        """YOLOX's box decoding: (B, N, 4) predictions (dx, dy, log w, log h) at (N, 4) priors (x, y, stride_w,
+        stride_h) to (B, N, 4) boxes (x1, y1, x2, y2) in input pixels.
+
+        Centre = prior + offset x stride, size = exp(log size) x stride. Written out, operation for operation as
+        mmdet 3.3's ``YOLOXHead`` decodes (so the boxes are bit-identical), because mmdet has it only as the
+        private ``_bbox_decode`` and no bbox coder for it.
+        """
+        xys = (bbox_preds[..., :2] * priors[:, 2:]) + priors[:, :2]
+        whs = bbox_preds[..., 2:].exp() * priors[:, 2:]
+        return torch.stack([xys[..., 0] - whs[..., 0] / 2, xys[..., 1] - whs[..., 1] / 2,
+                            xys[..., 0] + whs[..., 0] / 2, xys[..., 1] + whs[..., 1] / 2], -1)
+
     def decode(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
                objectnesses: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Decode YOLOX head outputs into boxes and scores, as ``YOLOXHead.predict_by_feat`` does before NMS.
@@ -133,6 +147,6 @@ class DenseDetectorNetwork(nn.Module):
         flat = lambda levels, width: torch.cat(
             [level.permute(0, 2, 3, 1).reshape(batch, -1, width) for level in levels], dim=1)
         priors = self._grid_priors([level.shape[2:] for level in cls_scores], cls_scores[0].device)
-        boxes = self.bbox_head._bbox_decode(priors, flat(bbox_preds, 4))
+        boxes = self.decode_yolox_boxes(priors, flat(bbox_preds, 4))
         scores = flat(cls_scores, self.bbox_head.cls_out_channels).sigmoid() * flat(objectnesses, 1).sigmoid()
         return boxes, scores

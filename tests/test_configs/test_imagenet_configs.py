@@ -9,7 +9,8 @@ from mmpretrain.models.heads import LinearClsHead
 from parnet_det.apis import build_detector, load_config
 from parnet_det.convert import convert_official
 from parnet_det.models import switch_to_deploy
-from parnet_det.models.classifiers import DropoutLinearClsHead, ParNetClassifier
+from parnet_det.models.classifiers import ParNetClassifier
+from parnet_det.models.classifiers.dropout_linear_cls_head import DropoutLinearClsHead
 
 from ..official_reference import make_official_state_dict
 

@@ -15,7 +15,7 @@ from parnet_det.deploy import reparameterize_checkpoint
 from parnet_det.inference import DetectorEngine, InferenceOptions
 from parnet_det.utils.checkpoint import CheckpointMismatchError
 
-from ..helpers import relative_error, spread_yolox_scores
+from ..helpers import relative_error, requires_cuda, spread_yolox_scores
 
 YOLO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'  # 160 px, letterboxed with pad value 114
 RETINANET_CONFIG = 'tests/data/configs/retinanet_parnet_tiny.py'
@@ -238,9 +238,6 @@ def test_parallel_streams_on_another_backbone_is_a_no_op():
     expected = DetectorEngine(copy.deepcopy(model), cfg, 'cpu')(batch)[0].pred_instances
     got = DetectorEngine(copy.deepcopy(model), cfg, 'cpu', InferenceOptions(parallel_streams=True))(batch)
     assert_same_detections(got[0].pred_instances, expected)
-
-
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
 @pytest.fixture

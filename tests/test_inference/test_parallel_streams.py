@@ -9,9 +9,7 @@ from parnet_det.inference import CUDAGraphRunner
 from parnet_det.models import ParNet, ParNetCSP
 from parnet_det.models.utils import StreamFork
 
-from ..helpers import TINY_ARCH, randomize_norm_stats
-
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+from ..helpers import TINY_ARCH, randomize_norm_stats, requires_cuda
 
 
 def deployed_backbone(cls, parallel_streams, device='cpu'):

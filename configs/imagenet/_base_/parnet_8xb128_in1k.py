@@ -12,8 +12,9 @@
 # and random erasing; parnet_{s,m,l}_8xb128_in1k.py change them to their commands'.
 _base_ = 'mmpretrain::_base_/default_runtime.py'  # default_scope='mmpretrain', mmpretrain's hooks and logging
 
-# ParNet and ParNetCSP are registered into mmpretrain's registry by `import parnet_det`.
-custom_imports = dict(imports=['parnet_det'], allow_failed_imports=False)
+# ParNet, ParNetCSP and the package's hooks go into mmpretrain's registries here, not on `import parnet_det`
+# (detection runs without mmpretrain).
+custom_imports = dict(imports=['parnet_det.mmpretrain_registration'], allow_failed_imports=False)
 
 # timm's IMAGENET_DEFAULT_MEAN / STD, in 0-255 RGB.
 data_preprocessor = dict(num_classes=1000, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)

@@ -1,4 +1,5 @@
-from .dropout_linear_cls_head import DropoutLinearClsHead
+# dropout_linear_cls_head (mmpretrain's head) is imported by parnet_det.mmpretrain_registration only: detection runs
+# without mmpretrain.
 from .parnet_classifier import ParNetClassifier
 
-__all__ = ['DropoutLinearClsHead', 'ParNetClassifier']
+__all__ = ['ParNetClassifier']

@@ -1,11 +1,11 @@
-"""mmpretrain's linear classification head with a dropout before its linear layer."""
+"""mmpretrain's linear classification head with a dropout before its linear layer (registered in mmpretrain's
+MODELS: the ImageNet configs import it through parnet_det.mmpretrain_registration)."""
 from typing import Tuple
 
 import torch
 import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
-
-from mmdet.registry import MODELS
+from mmpretrain.registry import MODELS
 
 
 @MODELS.register_module()
