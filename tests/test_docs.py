@@ -1,0 +1,56 @@
+"""README.md stays a manual under its limit, and no relative link in the docs is dead.
+
+Fast: reads the Markdown files only, imports nothing of the package.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / 'README.md'
+DOCS = ROOT / 'docs'
+README_MAX_LINES = 350
+
+# [text](target) and ![alt](target), with an optional "title"; the target may be in <...>.
+_LINK = re.compile(r'!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)')
+_FENCE = re.compile(r'^(```|~~~).*?^\1', re.S | re.M)
+_CODE_SPAN = re.compile(r'`[^`\n]*`')
+_EXTERNAL = re.compile(r'^(https?:|mailto:)', re.I)
+
+
+def _markdown_files():
+    return [README] + sorted(DOCS.rglob('*.md'))
+
+
+def _relative_links(path):
+    """The relative link targets of a Markdown file, outside code blocks and code spans."""
+    text = _FENCE.sub('', path.read_text(encoding='utf-8'))
+    text = _CODE_SPAN.sub('', text)
+    for target in _LINK.findall(text):
+        if _EXTERNAL.match(target):
+            continue
+        file_part = target.split('#', 1)[0]
+        if file_part:  # a bare '#anchor' points into the same file
+            yield target, file_part
+
+
+def test_readme_within_line_limit():
+    n = len(README.read_text(encoding='utf-8').splitlines())
+    assert n <= README_MAX_LINES, (
+        f'README.md has {n} lines (limit {README_MAX_LINES}): move reference text to docs/')
+
+
+@pytest.mark.parametrize('path', _markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_alive(path):
+    dead = [target for target, file_part in _relative_links(path)
+            if not (path.parent / file_part).exists()]
+    assert not dead, f'{path.relative_to(ROOT)}: dead relative links {dead}'
+
+
+def test_docs_index_lists_every_page():
+    index = DOCS / 'README.md'
+    linked = {(index.parent / file_part).resolve() for _, file_part in _relative_links(index)}
+    pages = {p.resolve() for p in DOCS.rglob('*.md') if p != index}
+    missing = sorted(str(p.relative_to(ROOT)) for p in pages - linked)
+    assert not missing, f'docs/README.md does not list {missing}'
