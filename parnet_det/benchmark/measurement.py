@@ -127,7 +127,7 @@ class ModelBench:
                     found = self._count_raw(outputs, batch_size)
             else:
                 with autocast(self.device, precision):
-                    found = self._count_raw(self.model._forward(self.data['inputs']), batch_size)
+                    found = self._count_raw(self.model(self.data['inputs'], mode='tensor'), batch_size)
         self.candidates[variant, precision] = found
         return found
 

@@ -1,6 +1,6 @@
 """How a detector runs in each variant, and the step that is timed for each mode.
 
-- ``mmdet``: the detector as mmdet runs it (``model._forward`` /
+- ``mmdet``: the detector as mmdet runs it (``model(inputs, mode='tensor')`` /
   ``model.test_step``); reduced precisions under ``torch.autocast``, as mmdet's
   ``--amp``. The head's outputs are cast back to fp32 before decoding, so that
   decoding and NMS run in fp32 (mmcv's NMS kernels take no bf16, its CPU
@@ -24,7 +24,7 @@ Modes, each the same scope in every variant and runtime (:data:`TIMED_SCOPES`, w
 - ``network``: from the letterboxed pixels of the batch, already on the device,
   to the dense boxes and scores before any threshold and NMS (RTMDet's
   protocol): normalisation, backbone, neck, head and box decoding. ``mmdet``:
-  its data preprocessor on the packed batch, ``model._forward`` and
+  its data preprocessor on the packed batch, ``model(inputs, mode='tensor')`` and
   :meth:`~parnet_det.inference.DenseDetectorNetwork.boxes_and_scores` (mmdet has
   no decoding apart from its threshold and NMS); the engine: its normalisation,
   its network (fast paths) and the same decoding; a runtime: the exported graph,
@@ -45,6 +45,7 @@ import copy
 import os.path as osp
 import tempfile
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from typing import Callable, ContextManager, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -118,7 +119,7 @@ def reset_compiled(variant: str) -> None:
     reset between the runners of one setting would make the earlier ones recompile inside their timed
     repeats."""
     if variant not in (MMDET_VARIANT, *RUNTIMES) and InferenceOptions.from_variant(variant, 'fp32').compile:
-        torch._dynamo.reset()
+        torch.compiler.reset()
 
 
 def _to_fp32(outputs):
@@ -145,7 +146,7 @@ def decode_in_fp32(model: nn.Module):
 
 
 def dense_network(runner: Runner) -> Optional[DenseDetectorNetwork]:
-    """The network the ``network`` mode runs (mmdet's ``_forward``, with YOLOX's batched decoding), where it
+    """The network the ``network`` mode runs (mmdet's tensor mode, with YOLOX's batched decoding), where it
     can decode dense boxes; None for a runtime (its graph decodes) and where it cannot (see :func:`timed_scope`)."""
     if isinstance(runner, RuntimeDetector):
         return None
@@ -201,7 +202,8 @@ def timed_step(runner: Runner, mode: str, images: Sequence[np.ndarray], device: 
     if mode == 'network':
         # The images are squares of the input size: PackDetInputs' tensors are the letterboxed pixels.
         packed, network = pack_images(images), dense_network(runner)
-        forward = runner._forward if network is None else network  # mmdet's _forward, then YOLOX's batched decoding
+        # mmdet's tensor mode (its _forward), or the dense network with YOLOX's batched decoding.
+        forward = partial(runner, mode='tensor') if network is None else network
         decode = _decoding(network)
         return (lambda: decode(forward(runner.data_preprocessor(packed, False)['inputs']))), context
     return (lambda: runner.test_step(pack_images(images))), context

@@ -159,7 +159,7 @@ class HeadOutputs:
     def head_outputs(self, inputs: Optional[torch.Tensor] = None):
         """The head's outputs on ``inputs`` (None: on the features of the batch it was set up with)."""
         with torch.inference_mode():
-            return self.model._forward(inputs) if inputs is not None else self.head(self.features)
+            return self.model(inputs, mode='tensor') if inputs is not None else self.head(self.features)
 
     def conv_outputs(self):
         """The head's outputs on the set-up batch, and every prediction conv's own output."""

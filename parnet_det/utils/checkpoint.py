@@ -22,13 +22,14 @@ import pickle
 import pickletools
 import re
 import zipfile
+from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.model import is_model_wrapper
-from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint_to_model
+from mmengine.runner.checkpoint import CheckpointLoader
 from torch import _weights_only_unpickler as weights_only_unpickler
 from torch import nn
 
@@ -265,10 +266,8 @@ def _mismatch(expected: dict, found: dict, limit: int = 5) -> List[str]:
 def check_weights_fit(model: nn.Module, checkpoint: dict, source: str) -> None:
     """Raise :class:`CheckpointMismatchError` naming the first differing keys and shapes unless
     ``checkpoint`` (as read by :func:`load_checkpoint_file`) has exactly ``model``'s weights."""
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    found = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items() if k != '_metadata'}
     target = model.module if is_model_wrapper(model) else model
-    problems = _mismatch(target.state_dict(), found)
+    problems = _mismatch(target.state_dict(), model_state_dict(checkpoint))
     if problems:
         hint = ('it is a deploy checkpoint (tools/reparameterize.py): build the config with '
                 'model.backbone.deploy=True, or use the training checkpoint'
@@ -286,7 +285,16 @@ def load_weights_strictly(model: nn.Module, checkpoint: dict, source: str) -> No
     :class:`CheckpointMismatchError` (:func:`check_weights_fit`).
     """
     check_weights_fit(model, checkpoint, source)
-    _load_checkpoint_to_model(model.module if is_model_wrapper(model) else model, checkpoint, strict=True)
+    (model.module if is_model_wrapper(model) else model).load_state_dict(model_state_dict(checkpoint), strict=True)
+
+
+def model_state_dict(checkpoint: dict) -> OrderedDict:
+    """The model's weights in ``checkpoint`` (its ``state_dict``, or the dict itself), without DDP's ``module.``
+    prefix, with torch's ``_metadata`` (the norm layers' versions) kept: what mmengine's loader passes on."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    plain = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state_dict.items() if k != '_metadata')
+    plain._metadata = getattr(state_dict, '_metadata', OrderedDict())
+    return plain
 
 
 _STEP_CHECKPOINT = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')

@@ -1,4 +1,5 @@
 """Reading configs: the file with ``--cfg-options``, and the one walk through dataset wrappers and pipelines."""
+import ast
 import difflib
 import os
 import os.path as osp
@@ -58,9 +59,21 @@ def config_files(path: str) -> List[str]:
             continue
         files.append(current)
         # '::' names a file of another installed package (mmdet::...), not one to write near.
-        pending += [osp.join(osp.dirname(current), base) for base in Config._get_base_files(current)
+        pending += [osp.join(osp.dirname(current), base) for base in base_files(current)
                     if '::' not in base]
     return files
+
+
+def base_files(path: str) -> List[str]:
+    """The ``_base_`` entries of a Python config file, read without running it (mmengine's reader of them,
+    ``Config._get_base_files``, is private)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), filename=path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return [value] if isinstance(value, str) else list(value)
+    return []
 
 
 def _holds_cwd(folder: str) -> bool:
