@@ -41,7 +41,6 @@ come from ``requirements/deploy.txt`` and are imported only when used.
 import importlib
 import os
 import os.path as osp
-import uuid
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -57,7 +56,7 @@ from ..inference import (
     per_channel,
 )
 from ..models.builder import build_detector
-from ..utils.fileio import check_writable_file
+from ..utils.fileio import check_writable_file, create_temporary, publish
 
 INPUT_NAME = 'images'
 OUTPUT_NAMES = ('boxes', 'scores')
@@ -230,8 +229,10 @@ def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dyn
 
     out_dir = osp.dirname(osp.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
-    # Next to OUT (same file system, so the rename is atomic) and unique, so concurrent exports do not collide.
-    partial = osp.join(out_dir, f'.{osp.basename(out)}.{uuid.uuid4().hex[:8]}.partial')
+    # Next to OUT (same file system, so the rename is atomic), created exclusively under an unpredictable name
+    # (never through a planted link), so concurrent exports do not collide either.
+    descriptor, partial = create_temporary(out)
+    os.close(descriptor)
     try:
         # Weights inside the file (external_data=False): the file is then renamed as a whole, and a
         # deployed detector is far below protobuf's 2 GB limit.
@@ -243,7 +244,7 @@ def export_wrapper(module: OnnxExportWrapper, out: str, batch_size: int = 1, dyn
             # Below its own opset the exporter converts down and, when that fails, keeps its own.
             raise ValueError(f'the exporter could not convert the graph to opset {opset} (it wrote opset '
                              f'{written}); choose another --opset, e.g. {written}')
-        os.replace(partial, out)
+        publish(partial, out)
     finally:
         if osp.exists(partial):
             os.remove(partial)
