@@ -54,3 +54,23 @@ def test_docs_index_lists_every_page():
     pages = {p.resolve() for p in DOCS.rglob('*.md') if p != index}
     missing = sorted(str(p.relative_to(ROOT)) for p in pages - linked)
     assert not missing, f'docs/README.md does not list {missing}'
+
+
+def design_layout_modules():
+    """The module paths listed in docs/design.md's module table (a folder line, then its files indented)."""
+    text = (DOCS / 'design.md').read_text(encoding='utf-8')
+    block = text.split('Every module, one concept each', 1)[1].split('```', 2)[1]
+    listed, folder = set(), None
+    for line in block.splitlines():
+        if line.startswith('parnet_det/'):
+            folder = line.strip()
+        elif line.startswith('  ') and line.split()[0].endswith('.py'):
+            listed.add(folder + line.split()[0])
+    return listed
+
+
+def test_design_names_every_module():
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / 'parnet_det').rglob('*.py') if p.name != '__init__.py'}
+    listed = design_layout_modules()
+    assert not modules - listed, f'docs/design.md does not describe {sorted(modules - listed)}'
+    assert not listed - modules, f'docs/design.md describes modules that do not exist: {sorted(listed - modules)}'
