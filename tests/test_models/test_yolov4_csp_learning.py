@@ -14,14 +14,16 @@ CONFIG = 'configs/yolov4_csp_parnet_xl_coco.py'
 # The CPU demo's data handling and short AdamW schedule (no mosaic: 128 px images, a few hundred steps).
 DEMO = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 EPOCHS = 10
-# bbox AP50 on the generated val split after 10 epochs (250 steps), measured on a 2-core VM: 0.216 with the
-# whole loss, 0.046 without the box loss (box_gain=0), 0.026 without the objectness loss (obj_gain=0). The floor
-# leaves room for run-to-run noise and is out of reach of either broken form.
+# bbox AP50 on the generated val split after 10 epochs (250 steps), deterministic set-up below, 2-core AMD EPYC VM
+# (docs/learning_tests.md, every run): 0.225 with the whole loss (seed 0; 0.216 before, with dataloader workers),
+# 0.046 without the box loss (box_gain=0), 0.026 without the objectness loss (obj_gain=0). The floor leaves room for
+# run-to-run noise and is out of reach of either broken form.
 AP50_FLOOR = 0.12
-# The same with the recipe's augmentation (mosaic, centred random perspective, HSV gains, flip), measured alike:
-# 0.14 with the whole loss (loss 3.47 -> 3.23: mosaics stay hard for a narrow model in 250 steps), 0.038 without
-# the box loss, 0.004 without the objectness loss.
-RECIPE_AP50_FLOOR = 0.09
+# The same with the recipe's augmentation (mosaic, centred random perspective, HSV gains, flip): over seeds 0-4,
+# 0.128-0.169 with the whole loss (loss down to 0.85-0.96 of its start: mosaics stay hard for a narrow model in 250
+# steps); 0.032 without the box loss and 0.002 without the objectness loss (seed 0). Training amplifies the float
+# differences of another machine as it does another seed, so the floor sits midway between the two ranges.
+RECIPE_AP50_FLOOR = 0.08
 
 
 def narrow_model(num_classes=5, **loss_options):
@@ -91,7 +93,7 @@ def test_yolov4_csp_head_learns(learning_data, tmp_path):
 def test_yolov4_csp_head_learns_with_the_recipes_augmentation(learning_data, tmp_path):
     losses, ap50 = train_and_evaluate(learning_data, str(tmp_path), config=recipe_learning_config)
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
-    assert last < 0.97 * first, (first, last)  # measured: 3.47 -> 3.23
+    assert last < 0.99 * first, (first, last)  # measured: 0.85-0.96 of the first over seeds 0-4
     assert ap50 >= RECIPE_AP50_FLOOR, ap50
 
 
