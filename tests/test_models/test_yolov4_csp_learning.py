@@ -21,8 +21,9 @@ EPOCHS = 10
 AP50_FLOOR = 0.12
 # The same with the recipe's augmentation (mosaic, centred random perspective, HSV gains, flip): over seeds 0-4,
 # 0.128-0.169 with the whole loss (loss down to 0.85-0.96 of its start: mosaics stay hard for a narrow model in 250
-# steps); 0.032 / 0.029 without the box loss and 0.002 / 0.001 without the objectness loss (seeds 0 / 1). Training amplifies the float
-# differences of another machine as it does another seed, so the floor sits midway between the two ranges.
+# steps); 0.032 / 0.029 without the box loss and 0.002 / 0.001 without the objectness loss (seeds 0 / 1).
+# Training amplifies the float differences of another machine as it does another seed, so the floor sits midway
+# between the two ranges.
 RECIPE_AP50_FLOOR = 0.08
 
 
