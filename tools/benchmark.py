@@ -192,14 +192,15 @@ def main(argv=None):
     add_variant_speedups(rows, args.variants[0])
     for path in write_report(work_dir, meta, rows):
         print(f'wrote {path}')
-    # Any row not measured (a baseline's among them: no ratio) fails the run, whatever was written.
+    # A runtime's failed parity first (it names the rows), then any other row not measured (a baseline's among
+    # them: no ratio): either fails the run, whatever was written.
+    failures = parity_failures(rows)
+    if failures:
+        sys.exit(f'error: {failures}')
     failed = len(rows) - len(measured(rows))
     if failed:
         which = f'all {len(rows)}' if failed == len(rows) else f'{failed} of the {len(rows)}'
         sys.exit(f'error: {which} rows failed or timed out (their errors: {osp.join(work_dir, "results.md")})')
-    failures = parity_failures(rows)
-    if failures:
-        sys.exit(f'error: {failures}')
 
 
 if __name__ == '__main__':
