@@ -89,9 +89,9 @@ def training_config(cfg: Config, precision: str, with_cp: bool) -> Config:
     cfg.model.backbone.with_cp = with_cp
     cfg.model.data_preprocessor.batch_augments = None
     cfg.optim_wrapper.pop('nominal_batch_size', None)
+    cfg.optim_wrapper.type = 'OptimWrapper'
     if precision == 'fp32':
-        use_fp32(cfg)  # the YOLOv4-CSP configs train with AMP by default
-        cfg.optim_wrapper.type = 'OptimWrapper'
+        use_fp32(cfg)  # the AMP-only keys out (the YOLOv4-CSP configs train with AMP by default)
     else:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
