@@ -1,13 +1,16 @@
-"""The package's layers: each imports only the layers below it, and nothing imports in a cycle."""
+"""The package's layers: each imports only the layers below it, and nothing imports in a cycle; the benchmark's
+public names are the ones the tools run."""
 import ast
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'parnet_det'
+TOOLS = PACKAGE.parent / 'tools'
 # Bottom to top (docs/design.md). Layers on one line may not import each other.
+# benchmark/ sits beside apis/: it builds detectors through models/ and its config helpers are utils/'.
 LAYERS = [('utils', ), ('models', ), ('datasets', 'engine', 'convert', 'analysis'), ('inference', ), ('deploy', ),
-          ('apis', ), ('benchmark', )]
+          ('apis', 'benchmark')]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
 
@@ -68,3 +71,17 @@ def test_the_check_sees_every_form_of_import(tmp_path, monkeypatch, layer, sourc
     module.write_text(source)
     monkeypatch.setattr(__import__(__name__, fromlist=['PACKAGE']), 'PACKAGE', fake)
     assert _imported_subpackages(module) == expected
+
+
+def _names_imported_from(module: str, sources) -> set:
+    """The names ``from <module> import ...`` brings into any of ``sources``."""
+    return {alias.name for source in sources for node in ast.walk(ast.parse(source.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module == module for alias in node.names}
+
+
+def test_the_benchmark_exports_what_the_tools_run():
+    # A small surface: the tools' entry points; the parts they are built from are imported from their modules.
+    init = ast.parse((PACKAGE / 'benchmark' / '__init__.py').read_text())
+    exported = next(set(ast.literal_eval(node.value)) for node in init.body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == '__all__')
+    assert exported == _names_imported_from('parnet_det.benchmark', TOOLS.rglob('*.py'))

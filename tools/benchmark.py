@@ -52,26 +52,20 @@ import time
 from mmengine.config import DictAction
 
 from parnet_det.benchmark import (
-    FORMS,
-    MMDET_VARIANT,
-    PRECISIONS,
     BenchmarkSettings,
     TrainSettings,
-    add_baseline_ratios,
-    add_variant_speedups,
-    benchmark_meta,
-    check_forms,
     check_settings,
     check_train_settings,
-    check_workloads,
     load_model_specs,
     run_benchmark,
     run_training_benchmark,
     write_report,
 )
 from parnet_det.benchmark.matrix import row_appender
-from parnet_det.benchmark.rows import measured, parity_failures
-from parnet_det.benchmark.settings import DEFAULT_CANDIDATES
+from parnet_det.benchmark.report import benchmark_meta
+from parnet_det.benchmark.rows import add_baseline_ratios, add_variant_speedups, measured, parity_failures
+from parnet_det.benchmark.settings import DEFAULT_CANDIDATES, FORMS, MMDET_VARIANT, check_forms, check_workloads
+from parnet_det.inference import PRECISION_DTYPES
 from parnet_det.utils.cli_args import non_negative_int, path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
@@ -94,7 +88,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-sizes', type=positive_int, nargs='+', metavar='N',
                         help="images per batch (default 1; --mode train: the config's per-GPU batch)")
     parser.add_argument('--precision', '--precisions', dest='precisions', nargs='+', default=['fp32'],
-                        choices=list(PRECISIONS),
+                        choices=list(PRECISION_DTYPES),
                         help='fp16 / bf16: autocast for the mmdet variant, the network cast for the engine variants')
     forms = parser.add_mutually_exclusive_group()
     forms.add_argument('--forms', nargs='+', choices=FORMS,

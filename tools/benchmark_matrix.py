@@ -28,9 +28,9 @@ import os.path as osp
 import sys
 import tarfile
 
-from parnet_det.benchmark import MODES, PRESETS, check_settings, check_train_settings, read_rows, run_matrix
+from parnet_det.benchmark import PRESETS, check_settings, check_train_settings, read_rows, run_matrix
 from parnet_det.benchmark.rows import latest_rows, parity_failures
-from parnet_det.benchmark.settings import pair_recipe
+from parnet_det.benchmark.settings import MODES, pair_recipe
 from parnet_det.utils.cli_args import path_arg, positive_float, positive_int, user_errors
 from parnet_det.utils.fileio import DiskFullError, atomic_write, check_writable_file, file_starts_with
 from parnet_det.utils.warnings_filter import filter_known_warnings

@@ -18,15 +18,7 @@ import argparse
 import json
 import os.path as osp
 
-from parnet_det.benchmark import (
-    TRAIN_MODE,
-    add_baseline_ratios,
-    latest_rows,
-    ratio_tables,
-    read_rows,
-    regime_plots,
-    training_estimates,
-)
+from parnet_det.benchmark import read_rows
 from parnet_det.benchmark.matrix import RECIPES, hardware_of
 from parnet_det.benchmark.paper_table import (
     merge,
@@ -35,9 +27,9 @@ from parnet_det.benchmark.paper_table import (
     render_speed_accuracy_plot,
     render_table,
 )
-from parnet_det.benchmark.regimes import RATIO_LEGEND
+from parnet_det.benchmark.regimes import RATIO_LEGEND, ratio_tables, regime_plots, training_estimates
 from parnet_det.benchmark.report import write_files
-from parnet_det.benchmark.rows import measured
+from parnet_det.benchmark.rows import TRAIN_MODE, add_baseline_ratios, latest_rows, measured
 from parnet_det.benchmark.runtime_table import runtime_latency_plot, runtime_tables
 from parnet_det.benchmark.settings import baselines_of, pair_recipe
 from parnet_det.utils.cli_args import path_arg, user_errors

@@ -1,5 +1,6 @@
 """What users call: build a detector, run the inference engine or the media inferencer, set up runs."""
 from ..models.builder import build_detector
+from ..utils.amp import use_amp_where_available, use_fp32
 from ..utils.config import load_config
 from .inference import init_detector_engine
 from .inferencer import MediaInferencer, load_predictor
@@ -18,9 +19,7 @@ from .runner_config import (
                             set_test_resolution,
                             set_work_dir,
                             setup_train_config,
-                            use_amp_where_available,
                             use_crash_safe_checkpoints,
-                            use_fp32,
                             use_official_batches,
 )
 

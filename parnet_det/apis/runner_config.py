@@ -10,9 +10,9 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config
-from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
 from mmengine.logging import print_log
 
+from ..utils.amp import use_amp, use_amp_where_available
 from ..utils.checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 from ..utils.config import dataset_image_dir, dataset_pipeline, leaf_datasets, pipeline_step
 from ..utils.fileio import (
@@ -23,9 +23,6 @@ from ..utils.fileio import (
     strict_json,
 )
 from .run_checks import add_training_checks, check_loaded_checkpoints, check_resume_fits, launcher_rank
-
-# The fp32 wrapper of each AMP wrapper a config may name (tools/train.py --amp maps back).
-FP32_OF_AMP_WRAPPER = {'AmpOptimWrapper': 'OptimWrapper', 'NominalBatchAmpOptimWrapper': 'NominalBatchOptimWrapper'}
 
 
 def default_work_dir(config_path: str) -> str:
@@ -75,13 +72,7 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     set_launcher(cfg, launcher)
     set_work_dir(cfg, config_path, work_dir)
     if amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        amp_of_fp32 = {fp32: amp for amp, fp32 in FP32_OF_AMP_WRAPPER.items()}
-        if optim_wrapper not in FP32_OF_AMP_WRAPPER and optim_wrapper not in amp_of_fp32:
-            raise ValueError(f'--amp needs one of {sorted([*FP32_OF_AMP_WRAPPER, *amp_of_fp32])}, the config uses '
-                             f'{optim_wrapper}')
-        cfg.optim_wrapper.type = amp_of_fp32.get(optim_wrapper, optim_wrapper)
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        use_amp(cfg)
     use_amp_where_available(cfg)
     if auto_scale_lr:
         if not cfg.get('auto_scale_lr') or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -100,34 +91,6 @@ def setup_train_config(cfg: Config, config_path: str, work_dir: Optional[str] = 
     check_resume_fits(cfg)
     check_loaded_checkpoints(cfg)
     return add_training_checks(cfg)
-
-
-def amp_available() -> bool:
-    """Whether mmengine's ``AmpOptimWrapper`` can be built here: the devices its constructor asserts."""
-    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
-
-
-def use_amp_where_available(cfg: Config) -> Config:
-    """Train an ``AmpOptimWrapper`` config with a plain ``OptimWrapper`` where AMP cannot run (one log line).
-
-    mmengine's ``AmpOptimWrapper`` asserts a CUDA (NPU, MLU, MUSA) device when it
-    is built, so on a CPU-only machine the YOLOv4-CSP configs (AMP by default, as
-    the recipe) would not train at all; they train in fp32 there instead.
-    """
-    optim_wrapper = cfg.get('optim_wrapper')
-    if not optim_wrapper or optim_wrapper.get('type') not in FP32_OF_AMP_WRAPPER or amp_available():
-        return cfg
-    print_log(f'no CUDA device: AMP is off, training in fp32 with {FP32_OF_AMP_WRAPPER[optim_wrapper.type]} instead '
-              f'of {optim_wrapper.type}', logger='current', level=logging.WARNING)
-    return use_fp32(cfg)
-
-
-def use_fp32(cfg: Config) -> Config:
-    """``optim_wrapper`` -> its fp32 form (mmengine's ``OptimWrapper``), without the AMP-only keys."""
-    cfg.optim_wrapper.type = FP32_OF_AMP_WRAPPER.get(cfg.optim_wrapper.get('type'), 'OptimWrapper')
-    for key in ('loss_scale', 'dtype', 'use_fsdp'):
-        cfg.optim_wrapper.pop(key, None)
-    return cfg
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str] = None) -> Config:

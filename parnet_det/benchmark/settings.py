@@ -8,9 +8,10 @@ from mmengine.config import Config
 
 from ..deploy import RUNTIMES
 from ..inference import InferenceOptions
+from ..inference.fast_paths import check_precision
 from ..utils.checkpoint import load_checkpoint_file
 from ..utils.config import load_config
-from .timing import check_precisions, resolve_device
+from .timing import resolve_device
 
 FORMS = ('deploy', 'train')
 MODES = ('network', 'end2end')
@@ -48,7 +49,7 @@ class BenchmarkSettings:
     Args:
         resolutions (Sequence[int]): Square input sides in pixels.
         batch_sizes (Sequence[int]): Images per batch.
-        precisions (Sequence[str]): Names from :data:`~.timing.PRECISIONS`.
+        precisions (Sequence[str]): Names from :data:`~parnet_det.inference.fast_paths.PRECISION_DTYPES`.
         forms (Sequence[str]): 'deploy' (ParNet branches folded) and/or 'train'.
         variants (Sequence[str]): 'mmdet', engine fast-path combinations and/or runtimes ('onnxruntime',
             'openvino'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
@@ -198,7 +199,8 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
         torch.device: The device to measure on.
     """
     device = resolve_device(settings.device)
-    check_precisions(device, settings.precisions)
+    for precision in settings.precisions:
+        check_precision(device, precision)
     unknown_forms = [form for form in settings.forms if form not in FORMS]
     if unknown_forms:
         raise ValueError(f'unknown form(s) {", ".join(unknown_forms)}; choose from {", ".join(FORMS)}')

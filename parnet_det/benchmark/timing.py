@@ -1,6 +1,6 @@
 """Device-agnostic timing primitives: precision, repeated timing, peak memory.
 
-Nothing here knows about detectors; :mod:`.detector` says what is timed.
+Nothing here knows about detectors; :mod:`.variants` says what is timed.
 """
 import math
 import statistics
@@ -10,12 +10,9 @@ from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
 import torch
 
-from ..inference.fast_paths import PRECISION_DTYPES, check_precision
+from ..inference.fast_paths import PRECISION_DTYPES
 from ..utils.collect_env import cpu_model
 from ..utils.device import check_device
-
-# Precision name -> dtype; fp32 runs without autocast.
-PRECISIONS = PRECISION_DTYPES
 
 
 def resolve_device(device: str) -> torch.device:
@@ -33,21 +30,9 @@ def hardware_name(device: torch.device) -> str:
     return f'{cpu_model()}, {torch.get_num_threads()} threads'
 
 
-def check_precisions(device: torch.device, precisions: Sequence[str]) -> None:
-    """Refuse precisions that are unknown or that this device cannot run meaningfully
-    (see :func:`~parnet_det.inference.fast_paths.check_precision`: fp16 needs CUDA, bf16 on the CPU).
-
-    Args:
-        device (torch.device): The device to benchmark on.
-        precisions (Sequence[str]): Names from :data:`PRECISIONS`.
-    """
-    for precision in precisions:
-        check_precision(device, precision)
-
-
 def autocast(device: torch.device, precision: str):
     """``torch.autocast`` for ``precision``; a disabled one (plain fp32) for 'fp32'."""
-    dtype = PRECISIONS[precision]
+    dtype = PRECISION_DTYPES[precision]
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 

@@ -22,15 +22,16 @@ from mmengine.structures import InstanceData
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 
-from ..apis import use_fp32
+from ..inference.fast_paths import check_precision
 from ..models import build_detector
+from ..utils.amp import use_fp32
 from .inputs import synthetic_images
 from .model_stats import parameters_by_part
 from .rows import TRAIN_MODE, row_key
 from .runner import time_together
 from .settings import ModelSpec
 from .tables import memory_cell
-from .timing import BlockTimer, PeakMemory, check_precisions, hardware_name, module_bytes, resolve_device, summarize_ms
+from .timing import BlockTimer, PeakMemory, hardware_name, module_bytes, resolve_device, summarize_ms
 
 
 @dataclass
@@ -139,7 +140,8 @@ class TrainStep:
 def check_train_settings(settings: TrainSettings) -> torch.device:
     """Refuse a device or precision the training step cannot run on; returns the device."""
     device = resolve_device(settings.device)
-    check_precisions(device, settings.precisions)
+    for precision in settings.precisions:
+        check_precision(device, precision)
     if device.type == 'cpu' and any(precision != 'fp32' for precision in settings.precisions):
         raise ValueError("training mode: mmengine's AmpOptimWrapper needs a CUDA device; use --precision fp32 on "
                          'the CPU')

@@ -13,23 +13,20 @@ from mmdet.registry import MODELS
 from parnet_det.apis import build_detector, load_config
 from parnet_det.benchmark import (
     BenchmarkSettings,
-    HeadOutputs,
-    MatrixPreset,
     TrainSettings,
-    control_workload,
-    latest_rows,
     load_model_specs,
     measurement,
-    pack_images,
     read_rows,
     run_benchmark,
     run_matrix,
     run_training_benchmark,
-    synthetic_images,
 )
-from parnet_det.benchmark.rows import ratio_spread
+from parnet_det.benchmark.inputs import pack_images, synthetic_images
+from parnet_det.benchmark.matrix import MatrixPreset
+from parnet_det.benchmark.rows import latest_rows, ratio_spread
 from parnet_det.benchmark.settings import Recipe
 from parnet_det.benchmark.training import synthetic_training_batch, training_config
+from parnet_det.benchmark.workload import HeadOutputs, control_workload
 
 from ..helpers import load_tool
 

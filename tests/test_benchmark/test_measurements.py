@@ -8,24 +8,14 @@ import torch
 
 from parnet_det.analysis import foldable_norms
 from parnet_det.apis import build_detector
-from parnet_det.benchmark import (
-    BenchmarkSettings,
-    BlockTimer,
-    build_form,
-    check_workloads,
-    interleave,
-    load_model_specs,
-    measurement,
-    ratio_spread,
-    ratio_tables,
-    run_benchmark,
-    verdict,
-)
+from parnet_det.benchmark import BenchmarkSettings, load_model_specs, measurement, run_benchmark
 from parnet_det.benchmark.matrix import done_keys
-from parnet_det.benchmark.rows import add_baseline_ratios, numeric_order, row_key
-from parnet_det.benchmark.settings import Recipe
+from parnet_det.benchmark.measurement import build_form
+from parnet_det.benchmark.regimes import ratio_tables
+from parnet_det.benchmark.rows import add_baseline_ratios, numeric_order, ratio_spread, row_key, verdict
+from parnet_det.benchmark.settings import Recipe, check_workloads
 from parnet_det.benchmark.tables import ratio_cell
-from parnet_det.benchmark.timing import BlockFailed
+from parnet_det.benchmark.timing import BlockFailed, BlockTimer, interleave
 
 from ..helpers import load_tool
 

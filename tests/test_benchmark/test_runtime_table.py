@@ -1,9 +1,10 @@
 """The deployers' table: rows grouped per runtime, ratios within a runtime, the published AP quoted as such."""
 import pytest
 
-from parnet_det.benchmark import BenchmarkSettings, benchmark_meta
+from parnet_det.benchmark import BenchmarkSettings
 from parnet_det.benchmark.model_stats import PARTS
 from parnet_det.benchmark.published import PUBLISHED_AP
+from parnet_det.benchmark.report import benchmark_meta
 from parnet_det.benchmark.rows import (
     MODE_TITLES,
     add_baseline_ratios,

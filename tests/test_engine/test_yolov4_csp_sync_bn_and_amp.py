@@ -11,9 +11,10 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.runner import Runner
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from parnet_det.apis import build_detector, runner_config, set_launcher, setup_train_config, use_amp_where_available
+from parnet_det.apis import build_detector, set_launcher, setup_train_config, use_amp_where_available
 from parnet_det.benchmark.training import training_config
 from parnet_det.engine import NominalBatchOptimWrapper
+from parnet_det.utils import amp as amp_helpers
 from parnet_det.utils.config import load_config
 
 from ..helpers import TINY_ARCH
@@ -98,10 +99,10 @@ def test_cpu_distributed_launch_drops_sync_bn(warnings_logged):
 def test_amp_is_the_default_and_falls_back_to_fp32_without_cuda(monkeypatch, warnings_logged):
     cfg = load_config(BASE)
     assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale) == ('NominalBatchAmpOptimWrapper', 'dynamic')
-    monkeypatch.setattr(runner_config, 'amp_available', lambda: True)
+    monkeypatch.setattr(amp_helpers, 'amp_available', lambda: True)
     assert use_amp_where_available(copy.deepcopy(cfg)).optim_wrapper == cfg.optim_wrapper
     assert warnings_logged == []
-    monkeypatch.setattr(runner_config, 'amp_available', lambda: False)
+    monkeypatch.setattr(amp_helpers, 'amp_available', lambda: False)
     use_amp_where_available(cfg)
     assert cfg.optim_wrapper.type == 'NominalBatchOptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
     assert cfg.optim_wrapper.constructor == 'YOLOv4CSPOptimWrapperConstructor'
@@ -118,7 +119,7 @@ def test_amp_is_the_default_and_falls_back_to_fp32_without_cuda(monkeypatch, war
                                                         'OptimWrapper')])
 def test_the_train_tool_falls_back_for_the_config_and_for_amp(config, amp, fp32_wrapper, monkeypatch, tmp_path,
                                                               warnings_logged):
-    monkeypatch.setattr(runner_config, 'amp_available', lambda: False)
+    monkeypatch.setattr(amp_helpers, 'amp_available', lambda: False)
     cfg = setup_train_config(load_config(config), config, work_dir=str(tmp_path), amp=amp)
     assert cfg.optim_wrapper.type == fp32_wrapper and 'loss_scale' not in cfg.optim_wrapper
     assert len(warnings_logged) == 1 and warnings_logged[0].startswith('no CUDA device: AMP is off')

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector, load_config
-from parnet_det.benchmark import BlockTimer, check_precisions, resolve_device, synthetic_images
+from parnet_det.benchmark.inputs import synthetic_images
+from parnet_det.benchmark.timing import BlockTimer, resolve_device
 from parnet_det.benchmark.variants import timed_step
 from parnet_det.deploy import runtime_missing
 from parnet_det.deploy.runtime_detector import PARITY_TOLERANCES
+from parnet_det.inference.fast_paths import check_precision
 from parnet_det.models import switch_to_deploy
 
 from ..helpers import load_tool, randomize_norm_stats, relative_error
@@ -204,13 +206,13 @@ def test_an_unknown_precision_is_an_argparse_error(capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
     with pytest.raises(ValueError, match='unknown precision'):
-        check_precisions(CPU, ['int8'])
+        check_precision(CPU, 'int8')
 
 
 def test_fp16_on_the_cpu_and_cuda_without_a_gpu_are_refused(tmp_path):
     with pytest.raises(ValueError, match='fp16 needs a CUDA device'):
-        check_precisions(CPU, ['fp32', 'fp16'])
-    check_precisions(CPU, ['fp32', 'bf16'])
+        check_precision(CPU, 'fp16')
+    check_precision(CPU, 'bf16')
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='no CUDA GPU is visible|built without CUDA'):
             resolve_device('cuda')
