@@ -1,7 +1,9 @@
-"""README.md stays a manual under its limit, and no relative link in the docs is dead.
+"""README.md stays a manual under its limit, no relative link in the docs is dead, design.md names every module,
+and nothing cites reference material outside the repository.
 
-Fast: reads the Markdown files only, imports nothing of the package.
+Fast: reads text files only, imports nothing of the package.
 """
+import os
 import re
 from pathlib import Path
 
@@ -74,3 +76,31 @@ def test_design_names_every_module():
     listed = design_layout_modules()
     assert not modules - listed, f'docs/design.md does not describe {sorted(modules - listed)}'
     assert not listed - modules, f'docs/design.md describes modules that do not exist: {sorted(listed - modules)}'
+
+
+# The material docs/reference/ was written from lies outside the repository, where users do not have it.
+_OUTSIDE_REFERENCE = re.compile(r'\.\./shared/|shared/reference')
+_SKIPPED_DIRS = {'.git', '.venv', '__pycache__', '.pytest_cache', '.ruff_cache', 'work_dirs'}
+_TEXT_SUFFIXES = {'.py', '.md', '.sh', '.yml', '.yaml', '.toml', '.txt', '.cfg', ''}
+
+
+def _repository_text_files():
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [name for name in dirs if name not in _SKIPPED_DIRS and not (folder == str(ROOT) and name == 'data')]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix in _TEXT_SUFFIXES and path != Path(__file__).resolve():  # this file names the pattern
+                yield path
+
+
+def test_nothing_cites_reference_material_outside_the_repository():
+    citing = sorted(str(path.relative_to(ROOT)) for path in _repository_text_files()
+                    if _OUTSIDE_REFERENCE.search(path.read_text(encoding='utf-8', errors='replace')))
+    assert not citing, f'{citing} cite ../shared; cite docs/reference/ (the facts in the project\'s words) instead'
+
+
+def test_the_citation_check_finds_a_citation():
+    # The check itself can fail: both forms of a citation are found.
+    assert _OUTSIDE_REFERENCE.search('facts in ../shared/reference/yolov4_csp.md section 4')
+    assert _OUTSIDE_REFERENCE.search('see /work/shared/reference/README.md')
+    assert not _OUTSIDE_REFERENCE.search('docs/reference/yolov4_csp.md §4.6; the shared norm')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every open GPU check, as ONE device-tool call (the machine is now said to be an H200; cp -r ../shared/device
-# .device-kit first):
-#   carry: [".device-kit"], timeout_s: 590, command: bash docs/benchmarks/run_h100_matrix.sh
+# Every open GPU check, as ONE call on a GPU machine (an H100 or H200): bash docs/benchmarks/run_h100_matrix.sh
+# On a machine without the project's environment, an install kit in .device-kit/ (its install.sh sets the
+# environment up) is sourced first where it exists; elsewhere the environment is the caller's (PYTHON=...).
 # Dry run on the CPU (minutes; a tiny model, short repeats and limits):
 #   DEVICE=cpu PRESET=cpu MODELS="demo/yolo_parnet_tiny_synthetic" BASELINE=demo/yolo_cspdarknet53s_tiny_synthetic \
 #   PROTOCOL="320:fp32:channels_last" PROTOCOL_MODELS="demo/yolo_parnet_tiny_synthetic" VARIANTS="eager openvino" \
@@ -50,9 +50,10 @@ if [[ -n "${MIN_REPEAT:-}" ]]; then BASELINE_ARGS+=(--min-repeat-time "$MIN_REPE
 MODEL_ARGS=("${BASELINE_ARGS[@]}")
 if [[ -n "${MODELS:-}" ]]; then MODEL_ARGS+=(--models $MODELS); fi
 if [[ -n "${VARIANTS:-}" ]]; then MODEL_ARGS+=(--variants $VARIANTS); fi  # instead of the preset's, after step 3
-if [[ "$DEVICE" != cpu ]]; then
-    source .device-kit/install.sh && export PYTHONPATH=$PWD:${PYTHONPATH:-}
+if [[ "$DEVICE" != cpu && -f .device-kit/install.sh ]]; then
+    source .device-kit/install.sh
 fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
 mkdir -p "$MATRIX_DIR" "$OUT"
 if [[ -f docs/benchmarks/h100_matrix/rows.jsonl && ! -f "$MATRIX_DIR/rows.jsonl" ]]; then
     cp docs/benchmarks/h100_matrix/rows.jsonl "$MATRIX_DIR/rows.jsonl"  # resume an earlier call's rows

@@ -1,6 +1,6 @@
 """Both Scaled-YOLOv4 recipes, every value, as the configs build them: the 2021-05 code (hyp.scratch.yaml, train.py;
-configs/yolov4_csp_coco.py) and the 2020-11 code (@4dfcec6; configs/yolov4_csp_coco_2020-11.py). Values from the
-shared reference yolov4_csp.md sections 4.3, 4.4, 4.6 and 4.7, written out here (not read from the configs)."""
+configs/yolov4_csp_coco.py) and the 2020-11 code (@4dfcec6; configs/yolov4_csp_coco_2020-11.py). Values from
+docs/reference/yolov4_csp.md §4.3, §4.4, §4.6 and §4.7, written out here (not read from the configs)."""
 import pytest
 
 from mmdet.registry import HOOKS, TRANSFORMS
@@ -15,7 +15,7 @@ RECIPE_2021_05 = dict(
     perspective=0.0, fliplr=0.5, mosaic_centre=(0.5, 1.5), min_area_ratio=0.1, min_size=2.0, max_aspect_ratio=20.0,
     epochs=300, img_size=640, nominal_batch=64, ema_decay=1e-4, ema_ramp=2000, test_stride=64, pad_divisor=64)
 # 2020-11: hyp differences (giou 0.05, cls 0.5, obj 1.0, translate 0, scale 0.5), gs 32, and the three settings of
-# section 4.6: mosaic centre fixed at (s, s), box_candidates area_thr 0.2, warm-up momentum from 0.9.
+# §4.6: mosaic centre fixed at (s, s), box_candidates area_thr 0.2, warm-up momentum from 0.9.
 RECIPE_2020_11 = dict(RECIPE_2021_05, cls=0.5, obj=1.0, translate=0.0, scale=0.5, mosaic_centre=(1.0, 1.0),
                       min_area_ratio=0.2, warmup_momentum=0.9, test_stride=32, pad_divisor=32)
 

@@ -1,5 +1,5 @@
 """The official test's batches (Scaled-YOLOv4 test.py at batch 8) and its box arithmetic, against the reference's
-formulas (shared reference yolov4_csp.md section 3) written out here on hand-made image sizes."""
+formulas (docs/reference/yolov4_csp.md §3) written out here on hand-made image sizes."""
 import math
 
 import numpy as np

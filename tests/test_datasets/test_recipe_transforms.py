@@ -1,4 +1,4 @@
-"""Scaled-YOLOv4's training augmentation (../shared/reference/yolov4_csp.md section 4.7) against its formulas."""
+"""Scaled-YOLOv4's training augmentation (docs/reference/yolov4_csp.md §4.7) against its formulas."""
 import math
 import re
 

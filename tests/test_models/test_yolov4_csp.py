@@ -21,7 +21,7 @@ from parnet_det.models.utils import make_divisible
 from ..helpers import REPO, randomize_norm_stats, relative_error
 
 CONFIG = str(REPO / 'configs/yolov4_csp_coco.py')
-# Every convolution of darknet's yolov4-csp.cfg (layer table of ../shared/reference/yolov4_csp.md §1),
+# Every convolution of darknet's yolov4-csp.cfg (docs/reference/yolov4_csp.md §1),
 # as cfg index : input channels : filters : size : stride : batch_normalize.
 CFG_CONVS = """
     0:3:32:3:1:1 1:32:64:3:2:1 2:64:32:1:1:1 3:32:64:3:1:1 5:64:128:3:2:1 6:128:64:1:1:1
@@ -45,7 +45,8 @@ CFG_CONVS = """
     166:512:512:1:1:1 167:512:512:3:1:1 168:512:512:1:1:1 169:512:512:3:1:1 171:1024:512:1:1:1 172:512:1024:3:1:1
     173:1024:255:1:1:0
 """
-# The weights file's float count for 80 classes (reference §0): conv weights + 4 per BN channel or 1 per bias.
+# The weights file's float count for 80 classes (docs/reference/yolov4_csp.md §0): conv weights + 4 per BN channel
+# or 1 per bias.
 CFG_FLOATS = 52_986_205
 ANCHORS = [[(12, 16), (19, 36), (40, 28)], [(36, 75), (76, 55), (72, 146)], [(142, 110), (192, 243), (459, 401)]]
 OFFICIAL_TEST_CFG = dict(conf_thr=0.001, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.65), max_per_img=300)
