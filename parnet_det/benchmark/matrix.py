@@ -59,8 +59,8 @@ class MatrixPreset:
 
 
 PRESETS: Dict[str, MatrixPreset] = {
-    # The question of the paper on a GPU. channels_last+cuda_graph is the fastest network path on an H100
-    # for ParNet-XL and the baseline alike (docs/benchmarks/h100).
+    # The question of the paper on a GPU. channels_last+cuda_graph was the fastest network path on an H100
+    # for ParNet-XL and the baseline alike (the H100 run before issue 21, in git history: docs/benchmarks/README.md).
     'gpu': MatrixPreset(
         inference=BenchmarkSettings(resolutions=(640, 512, 1280), batch_sizes=(1, 32), precisions=('fp16', 'fp32'),
                                     variants=('mmdet', 'eager', 'channels_last+cuda_graph'), device='cuda',
