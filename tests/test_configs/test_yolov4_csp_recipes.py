@@ -1,6 +1,6 @@
 """Both Scaled-YOLOv4 recipes, every value, as the configs build them: the 2021-05 code (hyp.scratch.yaml, train.py;
-configs/yolov4_csp_coco.py) and the 2020-11 code (@4dfcec6; configs/yolov4_csp_coco_2020-11.py). Values from the
-shared reference yolov4_csp.md sections 4.3, 4.4, 4.6 and 4.7, written out here (not read from the configs)."""
+configs/yolov4_csp_coco.py) and the 2020-11 code (@4dfcec6; configs/yolov4_csp_coco_2020-11.py). Values from
+docs/reference/yolov4_csp.md §4.3, §4.4, §4.6 and §4.7, written out here (not read from the configs)."""
 import pytest
 
 from mmdet.registry import HOOKS, TRANSFORMS
