@@ -15,6 +15,10 @@ from .fileio import atomic_write
 
 MODEL_INDEX = 'model-index.yml'
 INFERENCE_TIME = 'inference time (ms/im)'
+# What the tables read: of a collection, of a model, of a model's Metadata.
+COLLECTION_KEYS = ('Name', 'Description', 'README')
+MODEL_KEYS = ('Name', 'In Collection', 'Config', 'Metadata')
+METADATA_KEYS = ('Architecture', 'Parameters', 'Parameters (training form)')
 _BLOCK = re.compile(r'(<!-- model-zoo:(?P<kind>[a-z-]+) -->\n).*?(<!-- model-zoo:end -->)', re.S)
 
 
@@ -41,20 +45,29 @@ def read_yaml(path: str) -> dict:
 
 
 def read_model_zoo(root: str) -> List[Family]:
-    """Every family that ``root/model-index.yml`` imports, in its order."""
+    """Every family that ``root/model-index.yml`` imports, in its order; a collection or model that lacks a key
+    the tables read is a one-line error naming the metafile, the entry and the key."""
     families = []
     for metafile in read_yaml(osp.join(root, MODEL_INDEX)).get('Import', []):
         content = read_yaml(osp.join(root, metafile))
-        families.append(Family(metafile, content.get('Collections', []), content.get('Models', [])))
+        family = Family(metafile, content.get('Collections', []), content.get('Models', []))
+        for collection in family.collections:
+            _require(collection, COLLECTION_KEYS, f'{metafile}: collection {collection.get("Name")!r}')
+        for model in family.models:
+            _require(model, MODEL_KEYS, f'{metafile}: model {model.get("Name")!r}')
+            _require(model['Metadata'], METADATA_KEYS, f'{metafile}: the Metadata of model {model["Name"]!r}')
+        families.append(family)
     return families
 
 
-def _millions(count) -> str:
-    return '-' if count is None else f'{count / 1e6:.1f}'
+def _require(entry: dict, keys: Sequence[str], what: str) -> None:
+    missing = [key for key in keys if key not in entry]
+    if missing:
+        raise ValueError(f'{what} has no {missing[0]!r}; add it (see the other entries of the file)')
 
 
-def _giga(count) -> str:
-    return '-' if count is None else f'{count / 1e9:.1f}'
+def _millions(count: int) -> str:
+    return f'{count / 1e6:.1f}'
 
 
 def _link(path: str, readme: str) -> str:
@@ -84,7 +97,7 @@ def models_table(family: Family) -> str:
     for model in family.models:
         meta = model['Metadata']
         backbone, *rest = meta['Architecture']
-        flops = f'{_giga(meta["FLOPs"])} ({meta["FLOPs Resolution"]})' if 'FLOPs' in meta else '-'
+        flops = f'{meta["FLOPs"] / 1e9:.1f} ({meta["FLOPs Resolution"]})' if 'FLOPs' in meta else '-'
         results = '; '.join(result_text(result) for result in model.get('Results', [])) or '-'
         aliases = ', '.join(f'`{alias}`' for alias in model.get('Alias', [])) or '-'
         lines.append(f'| {_link(model["Config"], family.readme)} | {aliases} | {backbone} | {" + ".join(rest)} '

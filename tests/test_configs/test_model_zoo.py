@@ -197,3 +197,15 @@ def test_family_readme_links_are_alive(family):
     readme = REPO / family.readme
     dead = [target for target, file_part in _relative_links(readme) if not (readme.parent / file_part).exists()]
     assert not dead, f'{family.readme}: dead relative links {dead}'
+
+
+def test_a_metafile_entry_without_a_key_the_tables_read_is_named(tmp_path):
+    (tmp_path / MODEL_INDEX).write_text('Import:\n  - configs/x/metafile.yml\n')
+    (tmp_path / 'configs/x').mkdir(parents=True)
+    (tmp_path / 'configs/x/metafile.yml').write_text(
+        'Collections:\n  - {Name: X, Description: x, README: configs/x/README.md}\n'
+        'Models:\n  - {Name: m, In Collection: X, Config: configs/x/m.py, Metadata: {Architecture: [a], '
+        'Parameters: 1}}\n')
+    with pytest.raises(ValueError, match=r"configs/x/metafile.yml: the Metadata of model 'm' has no "
+                                         r"'Parameters \(training form\)'"):
+        read_model_zoo(str(tmp_path))
