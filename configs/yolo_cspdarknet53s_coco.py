@@ -1,6 +1,2 @@
-_base_ = './_base_/yolo_pafpn_coco.py'
-
-# The baseline: YOLOv4-CSP's backbone (depth 64, Mish), strides 8/16/32.
-model = dict(
-    backbone=dict(_delete_=True, type='CSPDarknet53s', out_indices=(2, 3, 4)),
-    neck=dict(in_channels=[256, 512, 1024]))
+# entry point: this name is the one README.md, the tools and work_dirs/ use; the config is its family's.
+_base_ = './yolox/yolox_cspdarknet53s_pafpn_8xb8-300e_coco.py'

@@ -1,8 +1,2 @@
-_base_ = './_base_/yolo_pafpn_coco.py'
-
-# ParNet-L, outputs at strides 8/16/32.
-# The reduced neck: three 1x1 ConvModules map the backbone's outputs to the baseline's widths, then the
-# baseline's own PAFPN and head (see ReducedYOLOXPAFPN).
-model = dict(
-    backbone=dict(_delete_=True, type='ParNet', arch='l', out_indices=(1, 2, 3)),
-    neck=dict(type='ReducedYOLOXPAFPN', in_channels=[320, 640, 2560], reduced_channels=[256, 512, 1024]))
+# entry point: this name is the one README.md, the tools and work_dirs/ use; the config is its family's.
+_base_ = './yolox/yolox_parnet-l_reduced-pafpn_8xb8-300e_coco.py'

@@ -1,8 +1,2 @@
-_base_ = './_base_/yolo_pafpn_coco.py'
-
-# ParNet-XL-CSP (half of every stream bypasses its blocks; see ParNetCSP), strides 8/16/32.
-# The reduced neck: three 1x1 ConvModules map the backbone's outputs to the baseline's widths, then the
-# baseline's own PAFPN and head (see ReducedYOLOXPAFPN).
-model = dict(
-    backbone=dict(_delete_=True, type='ParNetCSP', arch='xl', out_indices=(1, 2, 3)),
-    neck=dict(type='ReducedYOLOXPAFPN', in_channels=[400, 800, 3200], reduced_channels=[256, 512, 1024]))
+# entry point: this name is the one README.md, the tools and work_dirs/ use; the config is its family's.
+_base_ = './yolox/yolox_parnet-xl-csp_reduced-pafpn_8xb8-300e_coco.py'

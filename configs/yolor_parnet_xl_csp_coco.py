@@ -1,4 +1,2 @@
-_base_ = './yolor_parnet_xl_coco.py'
-
-# ParNet-XL-CSP with YOLOR's implicit head and the SiLU CSP-PAN (see yolor_parnet_xl_coco.py).
-model = dict(backbone=dict(type='ParNetCSP'))
+# entry point: this name is the one README.md, the tools and work_dirs/ use; the config is its family's.
+_base_ = './yolor/yolor_parnet-xl-csp_reduced-csp-pan_8xb8-300e_coco.py'

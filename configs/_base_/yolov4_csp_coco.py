@@ -1,12 +1,12 @@
 # Scaled-YOLOv4's training recipe for the YOLOv4-CSP head: its 2021-05 code (branch yolov4-csp, hyp.scratch.yaml,
-# train.py; about 48.7 val2017 AP; facts in ../shared/reference/yolov4_csp.md section 4) on mmdet's pipeline and
+# train.py; about 48.7 val2017 AP; facts in docs/reference/yolov4_csp.md §4) on mmdet's pipeline and
 # mmengine's schedule: 300 epochs from scratch at 640 px, a nominal batch of 64 on any layout (8 GPUs x 8 images as
 # here, or 1 GPU x 16 with gradients summed over 4 steps: --cfg-options train_dataloader.batch_size=16, the official
 # README's command), mosaic + centred random perspective + multiplicative HSV + flip, SGD (Nesterov, momentum 0.937,
 # weight decay 5e-4 on conv weights), warm-up with the biases from lr 0.1, cosine to 0.2 lr0 per epoch, EMA, AMP,
 # SyncBN over the GPUs, the official letterboxed test and COCOeval at maxDets 1/10/100. The published 47.5 test-dev
-# weights came from the older 2020-11 code: ../yolov4_csp_coco_2020-11.py. A detector config adds the model
-# (backbone, neck, YOLOv4CSPHead) on top; the loss settings below are the recipe's.
+# weights came from the older 2020-11 code: ../yolov4_csp/yolov4-csp_cspdarknet53s_csp-pan_8xb8-300e-2020-11_coco.py.
+# A detector config adds the model (backbone, neck, YOLOv4CSPHead) on top; the loss settings below are the recipe's.
 _base_ = 'mmdet::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['parnet_det'], allow_failed_imports=False)

@@ -13,7 +13,8 @@ from parnet_det.utils.config import load_config
 
 from ..helpers import REPO
 
-PUBLISHED_FAMILY = sorted(glob.glob(str(REPO / 'configs/yolov4_csp*.py')) + glob.glob(str(REPO / 'configs/yolor*.py')))
+PUBLISHED_FAMILY = sorted(glob.glob(str(REPO / 'configs/yolov4_csp/*.py'))
+                          + glob.glob(str(REPO / 'configs/yolor/*.py')))
 
 
 def ranked_after_100_decoys(ann_file):
