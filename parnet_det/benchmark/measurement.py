@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from mmdet.models.dense_heads import YOLOXHead
 
-from ..analysis import foldable_norms, measure_depth
+from ..analysis import count_flops, count_parameters, foldable_norms, measure_depth
 from ..deploy import RUNTIMES, RuntimeDetector
 from ..inference import DetectorEngine
 from ..models import build_detector
@@ -15,7 +15,7 @@ from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
 from .inputs import pack_images, synthetic_images
 from .model_stats import flops_by_part, parameters_by_part
 from .rows import parity_status
-from .settings import BenchmarkSettings, ModelSpec, min_repeat_seconds
+from .settings import BenchmarkSettings, ModelSpec, load_model_specs, min_repeat_seconds
 from .timing import BlockTimer, PeakMemory, autocast, module_bytes, summarize_ms
 from .variants import build_runner, build_runtime, timed_scope, timed_step
 from .workload import HeadOutputs, control_workload, head_adapter
@@ -45,6 +45,25 @@ def build_form(spec: ModelSpec, form: str, device: torch.device) -> Tuple[nn.Mod
 def model_fields(spec: ModelSpec, form: str) -> dict:
     """The fields every row of a model in a form starts with (all a row of a model that failed to build has)."""
     return dict(model=spec.name, config=spec.config, checkpoint=spec.checkpoint, form=form)
+
+
+def measured_sizes(config: str, flops_at: Optional[int] = None) -> dict:
+    """The ``Parameters`` (deploy form), ``Parameters (training form)`` and, at ``flops_at`` px, ``FLOPs`` (2 x
+    multiply-adds of the deploy form on one square image) of ``config``'s model, in the metafile's keys."""
+    spec = load_model_specs(config)[0]
+    cpu = torch.device('cpu')
+    sizes = {'Parameters (training form)': count_parameters(build_form(spec, 'train', cpu)[0])}
+    deploy, _ = build_form(spec, 'deploy', cpu)
+    sizes['Parameters'] = count_parameters(deploy)
+    if flops_at and hasattr(deploy, 'rpn_head'):
+        raise ValueError(f'{config} is a two-stage detector, whose FLOPs the dense count does not cover; leave out '
+                         '--flops-at')
+    if flops_at:
+        # A detector: backbone, neck and head (no decoding), as the benchmark counts; a classifier: the whole net.
+        sizes['FLOPs'] = (flops_by_part(deploy, flops_at, cpu)['flops_per_image'] if hasattr(deploy, 'bbox_head')
+                          else count_flops(deploy, (1, 3, flops_at, flops_at)))
+        sizes['FLOPs Resolution'] = flops_at
+    return sizes
 
 
 class ModelBench:

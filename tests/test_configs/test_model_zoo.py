@@ -16,6 +16,7 @@ from mmengine.config import Config
 import mmdet
 
 from parnet_det.apis import build_detector, load_config
+from parnet_det.benchmark.measurement import measured_sizes
 from parnet_det.models.builder import model_class
 from parnet_det.utils.model_zoo import MODEL_INDEX, fill_tables, read_model_zoo, updated_readmes
 
@@ -36,7 +37,6 @@ QUICK = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdar
          'configs/imagenet/parnet_s_8xb128_in1k.py')
 # The entry points the README's commands name, built in make test-fast.
 NAMED = ('configs/yolo_parnet_xl_coco.py', 'configs/yolov4_csp_coco.py')
-measured_sizes = runpy.run_path(osp.join(ROOT, 'tools', 'misc', 'model_zoo.py'))['measured_sizes']
 
 
 def marks(config, quick):

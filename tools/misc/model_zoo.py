@@ -14,39 +14,15 @@ folded) and prints what goes into the entry's Metadata.
 import argparse
 import os.path as osp
 import sys
-from typing import Optional
 
-import torch
 import yaml
 
-from parnet_det.analysis import count_flops, count_parameters
-from parnet_det.benchmark.measurement import build_form
-from parnet_det.benchmark.model_stats import flops_by_part
-from parnet_det.benchmark.settings import load_model_specs
+from parnet_det.benchmark.measurement import measured_sizes
 from parnet_det.utils.cli_args import path_arg, positive_int, user_errors
 from parnet_det.utils.model_zoo import MODEL_INDEX, updated_readmes, write_tables
 from parnet_det.utils.warnings_filter import filter_known_warnings
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CPU = torch.device('cpu')
-
-
-def measured_sizes(config: str, flops_at: Optional[int] = None) -> dict:
-    """The ``Parameters`` (deploy form), ``Parameters (training form)`` and, at ``flops_at`` px, ``FLOPs`` (2 x
-    multiply-adds of the deploy form on one square image) of ``config``'s model, in the metafile's keys."""
-    spec = load_model_specs(config)[0]
-    sizes = {'Parameters (training form)': count_parameters(build_form(spec, 'train', CPU)[0])}
-    deploy, _ = build_form(spec, 'deploy', CPU)
-    sizes['Parameters'] = count_parameters(deploy)
-    if flops_at and hasattr(deploy, 'rpn_head'):
-        raise ValueError(f'{config} is a two-stage detector, whose FLOPs the dense count does not cover; leave out '
-                         '--flops-at')
-    if flops_at:
-        # A detector: backbone, neck and head (no decoding), as the benchmark counts; a classifier: the whole net.
-        sizes['FLOPs'] = (flops_by_part(deploy, flops_at, CPU)['flops_per_image'] if hasattr(deploy, 'bbox_head')
-                          else count_flops(deploy, (1, 3, flops_at, flops_at)))
-        sizes['FLOPs Resolution'] = flops_at
-    return sizes
 
 
 def parse_args(argv=None):
