@@ -2,6 +2,10 @@
 # .venv first (idempotent; the mmcv build is cached per user, see tools/setup_env.sh).
 PYTHON := .venv/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist: one worker per core; a test file stays on one worker, so a module's fixtures (a detector trained
+# once for its tests) are built once. PYTEST_WORKERS=0 runs in this process (for a debugger).
+PYTEST_WORKERS ?= auto
+PYTEST := $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: setup demo demo-quick test test-fast lint
 
@@ -17,11 +21,11 @@ demo-quick: setup
 
 # Everything, slow end-to-end tests included (what CI runs).
 test: setup
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # Day-to-day: the tests marked slow (end-to-end training runs, subprocess tools) left out.
 test-fast: setup
-	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(PYTHON) -m ruff check parnet_det tools tests configs

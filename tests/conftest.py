@@ -11,8 +11,9 @@ from parnet_det.datasets import generate_synthetic_coco
 
 from .helpers import TINY_ARCH
 
-# Keep CPU tests deterministic and from oversubscribing small CI machines.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Keep CPU tests deterministic and from oversubscribing small CI machines: at most two threads, shared out
+# among pytest-xdist's workers (make test runs one worker per core).
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))))
 
 
 @pytest.fixture(autouse=True)

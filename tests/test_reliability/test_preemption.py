@@ -43,12 +43,13 @@ def _train(work_dir, preemption_hook):
 
 
 def test_sigterm_stops_after_the_iteration_naming_the_last_checkpoint(tmp_path):
+    handler_before = signal.getsignal(signal.SIGTERM)  # SIG_DFL in a plain process; pytest-xdist's worker sets one
     with pytest.raises(TrainingPreempted) as info:
         _train(tmp_path, PreemptionHook())
     # 4 iterations per epoch: iteration 6 is in epoch 2; epoch_1.pth is the last checkpoint.
     assert str(info.value) == (f'training stopped by SIGTERM in epoch 2 at iteration 6 of 12; resume from '
                                f'{tmp_path / "epoch_1.pth"} (tools/train.py ... --resume)')
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the process's own handler is back
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the process's own handler is back
 
 
 def test_sigterm_with_save_checkpoint_saves_the_iteration_reached_and_resume_takes_it(tmp_path):
