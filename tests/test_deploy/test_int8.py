@@ -291,13 +291,16 @@ def test_infer_runtime_int8_writes_the_detections_of_a_calibrated_graph(fitted_v
 
 @pytest.mark.slow
 @pytest.mark.skipif(not INT8_RUNTIMES, reason='no INT8 runtime installed (requirements/deploy.txt)')
-def test_int8_benchmark_rows_carry_calibration_and_a_relative_parity(tiny_coco):
+def test_int8_benchmark_rows_carry_calibration_and_their_errors(tiny_coco):
+    """The INT8 rows' parity records the quantization's errors (on random weights as large as a broken graph's:
+    accuracy is checked on trained detectors) and fails only on outputs that are not finite."""
     specs = load_model_specs(CONFIG, cfg_options={'val_dataloader.dataset.data_root': tiny_coco['data_root'] + '/'})
     settings = BenchmarkSettings(resolutions=(64, ), variants=tuple(f'{runtime}-int8' for runtime in INT8_RUNTIMES),
-                                 candidates=0, warmup=0, iters=1, repeats=2, min_repeat_s=0, threads=1)
+                                 candidates=100, warmup=0, iters=1, repeats=2, min_repeat_s=0, threads=1)
     rows = run_benchmark(specs, settings, log=lambda line: None)
     assert len(rows) == 2 * len(INT8_RUNTIMES) and all(row['status'] == 'ok' for row in rows)
     for row in rows:
         assert row['runtime_precision'] == 'int8' and row['path'].endswith(', int8')
         assert row['calibration_images'] == 4 and row['calibration_data'] == "4 val images of the config"
-        assert row['calibration_s'] > 0 and row['parity_passed'] and row['parity_box_rtol'] < 1
+        assert row['calibration_s'] > 0 and row['parity_passed'] and row['parity_box_atol'] == 'inf'
+        assert 0 < row['parity_boxes_rel'] < 1 and 0 < row['parity_scores_max_abs'] < 1
