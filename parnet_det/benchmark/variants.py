@@ -84,7 +84,7 @@ TIMED_SCOPES = {
 NO_DECODING_SCOPE = 'letterboxed pixels on the device -> normalisation, network (this head has no dense decoding)'
 # Calibration images of the INT8 variants: few (INT8 speed does not depend on them; NNCF's default, 300, would cost
 # minutes per model and size), the same for every model.
-BENCHMARK_CALIBRATION_IMAGES = 32
+BENCHMARK_CALIBRATION_IMAGES = 8
 
 
 def runtime_skip(variant: str, precision: str, device: torch.device) -> Optional[str]:

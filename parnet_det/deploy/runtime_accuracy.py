@@ -120,10 +120,11 @@ def int8_accuracy(config, checkpoint: str, runtimes: Sequence[str] = tuple(RUNTI
                 int8 = box_ap(detector, cfg, images)
                 records.append(dict(
                     common, runtime=runtime, precision='int8', int8=remedy, **int8,
-                    ap_change=int8['ap'] - fp32['ap'], ap50_change=int8['ap50'] - fp32['ap50'],
+                    # (mmdet's CocoMetric rounds AP to 3 decimals: so are the changes, without float noise)
+                    ap_change=round(int8['ap'] - fp32['ap'], 3), ap50_change=round(int8['ap50'] - fp32['ap50'], 3),
                     calibration_images=detector.quantized.calibration_images,
                     calibration_s=detector.quantized.calibration_s, int8_scope=detector.quantized.scope))
-                log(f'{name} {runtime} int8 {remedy}: AP {int8["ap"]:.4f} ({int8["ap"] - fp32["ap"]:+.4f}), '
-                    f'AP50 {int8["ap50"]:.4f}; calibrated on {len(calibration)} images in '
+                log(f'{name} {runtime} int8 {remedy}: AP {int8["ap"]:.3f} ({records[-1]["ap_change"]:+.3f}), '
+                    f'AP50 {int8["ap50"]:.3f}; calibrated on {len(calibration)} images in '
                     f'{detector.quantized.calibration_s:.1f} s')
     return records
