@@ -168,6 +168,10 @@ def _quantize_onnxruntime(onnx_path: str, out: str, batches: Sequence[np.ndarray
     quantization = require('onnxruntime.quantization', 'INT8 quantization in onnxruntime')
     descriptor, partial = create_temporary(out)
     os.close(descriptor)
+    # ONNX Runtime advises its pre-processing (shape inference, graph fusions) on the root logger; the graph is
+    # already folded and its shapes known, so the advice is not printed.
+    advice = _Without('pre-processing before quantization')
+    logging.getLogger().addFilter(advice)
     try:
         quantization.quantize_static(
             onnx_path, partial, _CalibrationReader(batches), quant_format=quantization.QuantFormat.QDQ,
@@ -176,8 +180,20 @@ def _quantize_onnxruntime(onnx_path: str, out: str, batches: Sequence[np.ndarray
             nodes_to_exclude=kept, calibrate_method=quantization.CalibrationMethod.MinMax)
         publish(partial, out)
     finally:
+        logging.getLogger().removeFilter(advice)
         if osp.exists(partial):
             os.remove(partial)
+
+
+class _Without(logging.Filter):
+    """Drops the log records that contain ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _openvino_ignored(model, kept: Sequence[str]) -> List[str]:
