@@ -20,6 +20,7 @@ from mmdet.registry import DATASETS, METRICS
 
 from ..inference import DetectorEngine
 from ..models.builder import build_detector
+from ..utils.config import load_config
 from .calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images, check_calibration_data
 from .onnx_export import OnnxExportWrapper, export_wrapper
 from .quantize import Int8Options
@@ -94,9 +95,11 @@ def int8_accuracy(config, checkpoint: str, runtimes: Sequence[str] = tuple(RUNTI
         missing = runtime_missing(runtime)
         if missing is not None:
             raise ImportError(missing)
-    model = build_detector(config, checkpoint, cfg_options=cfg_options)
-    cfg = model.cfg
-    check_calibration_data(cfg)  # before the export: without val images there is nothing to score either
+    cfg = load_config(config, cfg_options) if isinstance(config, str) else config.copy()
+    if cfg_options and not isinstance(config, str):
+        cfg.merge_from_dict(cfg_options)
+    check_calibration_data(cfg)  # before anything is built: without val images there is nothing to score either
+    model = build_detector(cfg, checkpoint)
     images = val_images(cfg)
     calibration = calibration_images(cfg, calibration_count)
     engine = DetectorEngine(model, cfg, 'cpu')

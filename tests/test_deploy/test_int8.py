@@ -304,3 +304,36 @@ def test_int8_benchmark_rows_carry_calibration_and_their_errors(tiny_coco):
         assert row['calibration_images'] == 4 and row['calibration_data'] == "4 val images of the config"
         assert row['calibration_s'] > 0 and row['parity_passed'] and row['parity_box_atol'] == 'inf'
         assert 0 < row['parity_boxes_rel'] < 1 and 0 < row['parity_scores_max_abs'] < 1
+
+
+def test_the_accuracy_tool_refuses_a_config_without_val_images_before_building(tmp_path, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr('parnet_det.deploy.runtime_accuracy.build_detector', lambda *args: built.append(1))
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('deploy/int8_accuracy.py').main([
+            CONFIG, str(tmp_path / 'model.pth'), '--out', str(tmp_path / 'records.jsonl'), '--cfg-options',
+            f'val_dataloader.dataset.data_root={tmp_path}/nowhere/'])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and not built and not (tmp_path / 'records.jsonl').exists()
+    assert error.startswith("error: INT8 calibration needs the config's val images, and ") and '\n' not in error
+
+
+@pytest.mark.slow
+@pytest.mark.skipif('onnxruntime' not in INT8_RUNTIMES, reason='onnxruntime is not installed')
+def test_the_accuracy_tool_records_fp32_and_each_int8_form(fitted_val, tmp_path, capsys):
+    cfg, checkpoint = fitted_val
+    config = str(tmp_path / 'fitted.py')
+    cfg.dump(config)
+    out = tmp_path / 'records' / 'int8.jsonl'
+    load_tool('deploy/int8_accuracy.py').main([config, checkpoint, '--runtimes', 'onnxruntime', '--int8', 'default',
+                                               'keep_first_last_float', 'no_bias_correction', '--out', str(out)])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    # no_bias_correction is OpenVINO's: not measured in ONNX Runtime.
+    assert [(record['precision'], record['int8']) for record in records] == [
+        ('fp32', None), ('int8', 'default'), ('int8', 'keep_first_last_float')]
+    fp32 = records[0]['ap']
+    for record in records[1:]:
+        assert record['ap_change'] == round(record['ap'] - fp32, 3) and record['calibration_images'] == 4
+    assert records[2]['int8_scope'].endswith('kept fp32: ' + KEEP_FLOAT['first_last'])
+    table = capsys.readouterr().out
+    assert '| fitted | ParNet | onnxruntime | keep_first_last_float |' in table
