@@ -5,7 +5,7 @@
 
 What is quantized is the same in both runtimes: the convolutions (every ``Conv`` of the
 graph, the folded ParNet blocks', the SSE gates' and the neck's and head's), weights int8
-symmetric per output channel, activations int8 per tensor, calibrated on letterboxed val
+per output channel, activations 8-bit per tensor, calibrated on letterboxed val
 images (:mod:`.calibration`). Everything else stays fp32: the normalisation, the activations
 (SiLU, Mish, sigmoid), the SSE and skip products and sums, the BatchNorm of ParNet's identity
 branch (it does not fold: its gate reads it), resizes, concatenations and the box decoding,
@@ -15,12 +15,14 @@ so that boxes keep their pixel precision. Per runtime (:data:`INT8_SCOPES`):
   weights int8 (per channel by default), activations uint8 asymmetric at each conv's
   input and output, min-max calibration; ONNX Runtime fuses each DQ-Conv-Q into an int8 conv.
 - ``openvino``: ``nncf.quantize`` on the CPU target with its default preset (symmetric int8),
-  its fast bias correction, and every node other than a convolution in its ignored scope.
+  its fast bias correction, and every node other than a convolution and its bias addition in its
+  ignored scope; the graph converted (``openvino.convert_model``) first, its constants folded.
 
 Both are imported here only (:func:`~.onnx_export.require`). The remedies the issue names for
 re-parameterised blocks are options (:class:`Int8Options`): convolutions kept in float
 (:data:`KEEP_FLOAT`: the SSE gates, or the first and last convolutions), ONNX Runtime's
-per-tensor weights against per-channel, and NNCF without bias correction.
+per-tensor weights against per-channel, and NNCF without bias correction. Measured on the
+demo's trained detectors: ``docs/benchmarks/cpu_runtimes/int8.md``.
 """
 import hashlib
 import logging
