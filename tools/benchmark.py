@@ -22,8 +22,11 @@ work_dirs/benchmark/<timestamp>). Inputs are random
 images; no dataset is needed. fp16 is refused on the CPU (use bf16 there). --cfg-options applies
 to every config. What each measurement covers (the same timer scope in every variant and runtime,
 recorded per row as timed_scope): parnet_det/benchmark/variants.py. Runtime rows (onnxruntime,
-openvino) check their outputs against PyTorch's first; a row that fails is kept as 'parity_failed',
-out of every table and ratio, and the command exits non-zero.
+openvino; their INT8 graphs onnxruntime-int8, openvino-int8, calibrated once per model and size; a
+runtime's stream-parallel settings after '+': onnxruntime+parallel, openvino+tensor_parallel,
+openvino+unpinned) check their outputs against PyTorch's first; a row that fails is kept as
+'parity_failed', out of every table and ratio, and the command exits non-zero (INT8 rows: only on
+outputs that are not finite; their accuracy is tools/deploy/int8_accuracy.py's, on trained detectors).
 
 Folding: the deploy form folds every model alike (ParNet's blocks and the BatchNorm of every
 ConvModule); rows count what was folded and any BatchNorm left straight after a convolution.

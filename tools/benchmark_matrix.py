@@ -65,7 +65,8 @@ def parse_args(argv=None):
     parser.add_argument('--variants', nargs='+', metavar='V',
                         help="instead of the preset's: 'mmdet', fast paths joined with + (e.g. "
                         "channels_last+max_autotune+cuda_graph: torch.compile max-autotune in a CUDA graph), "
-                        'onnxruntime, openvino')
+                        'onnxruntime, openvino, their INT8 graphs onnxruntime-int8, openvino-int8, and stream-parallel '
+                        'settings after + (onnxruntime+parallel, openvino+tensor_parallel, openvino+unpinned)')
     parser.add_argument('--modes', nargs='+', choices=list(MODES),
                         help='only these modes (network: no NMS, RTMDet\'s protocol; end2end); default both')
     parser.add_argument('--part', choices=['all', 'inference', 'training', 'report'], default='all',

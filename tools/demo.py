@@ -5,14 +5,18 @@
 2. generate the COCO-format dataset (data/synthetic_coco, 160 px, deterministic);
 3. train the narrow ParNet detector and the narrow CSPDarknet53s baseline (tools/train.py);
 4. evaluate both at three input sizes (tools/test.py --resolution);
-5. benchmark both, deploy form, at the same sizes (tools/benchmark.py);
-6. merge everything into work_dirs/demo/report.md with its plots (tools/report.py), the backbone
-   table appended; the report is written whole or not at all and checked for every section.
+5. INT8 on the CPU: each detector's COCO AP in ONNX Runtime and OpenVINO, fp32 against INT8, on the
+   same val images through the same post-processing (tools/deploy/int8_accuracy.py; calibrated on
+   the val images), and ParNet's AP change against the baseline's;
+6. benchmark both, deploy form, at the same sizes (tools/benchmark.py);
+7. merge everything into work_dirs/demo/report.md with its plots (tools/report.py), the backbone
+   and INT8 tables appended; the report is written whole or not at all and checked for every section.
 
 `--quick` runs the same steps, smaller (what CI runs: `make demo-quick`, a few minutes on 2 cores):
-fewer and smaller images, 2 epochs, 2 input sizes, shorter timing, the backbone table at one size. Its
-detectors are too briefly trained to find anything (empty AP cells): it checks that every step runs and
-that the report has every section; the full demo also checks that both detectors detect.
+fewer and smaller images, 2 epochs, 2 input sizes, shorter timing, the backbone table at one size,
+INT8 calibrated on 8 images. Its detectors are too briefly trained to find anything (empty AP cells):
+it checks that every step runs and that the report has every section; the full demo also checks that
+both detectors detect.
 """
 import argparse
 import glob
@@ -25,7 +29,9 @@ import time
 from typing import NamedTuple, Optional, Tuple
 
 from parnet_det.analysis.summary import backbone_summary_rows, format_summary_table
+from parnet_det.benchmark.runtime_table import int8_accuracy_table, int8_gap_lines
 from parnet_det.datasets import synthetic_coco_cfg_options
+from parnet_det.deploy import DEFAULT_CALIBRATION_IMAGES
 from parnet_det.utils.cli_args import path_arg
 from parnet_det.utils.fileio import atomic_write
 from parnet_det.utils.warnings_filter import filter_known_warnings
@@ -33,9 +39,10 @@ from parnet_det.utils.warnings_filter import filter_known_warnings
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py')
 BACKBONE_TABLE_TITLE = '## Full-size backbones (params of the ImageNet form, GFLOPs of the feature extractor)'
-# Every section the finished report holds: tools/report.py's two, the plot and the backbone table.
+INT8_TITLE = '## INT8 on the CPU: COCO AP in fp32 and INT8, per runtime'
+# Every section the finished report holds: tools/report.py's two, the plot, the backbone and INT8 tables.
 REPORT_SECTIONS = ('# Speed against the baseline, per regime', '# Speed and accuracy',
-                   '![FPS against resolution]', BACKBONE_TABLE_TITLE)
+                   '![FPS against resolution]', BACKBONE_TABLE_TITLE, INT8_TITLE)
 
 
 class DemoSize(NamedTuple):
@@ -47,12 +54,13 @@ class DemoSize(NamedTuple):
     timing: Tuple[str, ...]  # tools/benchmark.py's timing arguments
     table_resolutions: Tuple[int, ...]
     must_detect: bool  # stop when a detector finds nothing (the quick run trains too briefly to detect)
+    calibration_images: int  # INT8's (the val set whole where smaller)
 
 
 FULL = DemoSize(320, 80, 160, None, ('128', '160', '192'), ('--warmup', '3', '--iters', '10', '--repeats', '3'),
-                (224, 512, 640), True)
+                (224, 512, 640), True, DEFAULT_CALIBRATION_IMAGES)
 QUICK = DemoSize(32, 16, 128, 2, ('96', '128'),
-                 ('--warmup', '1', '--iters', '2', '--repeats', '1', '--min-repeat-time', '0'), (224,), False)
+                 ('--warmup', '1', '--iters', '2', '--repeats', '1', '--min-repeat-time', '0'), (224,), False, 8)
 
 
 def run(*command):
@@ -86,6 +94,20 @@ def check_evaluations(ap_file: str, resolutions, must_detect: bool) -> None:
                  'training did not learn); see the training log above')
 
 
+def int8_section(int8_files) -> str:
+    """The report's INT8 section: every detector's AP in fp32 and INT8 per runtime, and ParNet's AP change
+    against the baseline's."""
+    records = []
+    for path in int8_files:
+        with open(osp.join(ROOT, path)) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    baseline = osp.splitext(osp.basename(MODELS[1]))[0]
+    return '\n'.join([INT8_TITLE, '', 'The convolutions in int8, the rest fp32 (parnet_det/deploy/quantize.py); '
+                      'the same val images through the same post-processing in fp32 and INT8. AP change: INT8 minus '
+                      'the runtime\'s fp32.', '', int8_accuracy_table(records), '',
+                      *int8_gap_lines(records, baseline), ''])
+
+
 def missing_sections(report: str):
     return [section for section in REPORT_SECTIONS if section not in report]
 
@@ -109,7 +131,7 @@ def main():
     if not osp.isfile(osp.join(ROOT, data_root, 'annotations/instances_val.json')):
         run('tools/dataset/generate_synthetic_coco.py', data_root, '--num-train', str(size.num_train),
             '--num-val', str(size.num_val), '--image-size', str(size.image_size), '--seed', '0')
-    ap_files = []
+    ap_files, int8_files = [], []
     for config in MODELS:
         name = osp.splitext(osp.basename(config))[0]
         model_dir = osp.join(work_dir, name)
@@ -123,6 +145,9 @@ def main():
                 '--cfg-options', *data_options)
         ap_files.append(osp.join(model_dir, 'ap_results.jsonl'))
         check_evaluations(ap_files[-1], size.resolutions, size.must_detect)
+        int8_files.append(osp.join(model_dir, 'int8_accuracy.jsonl'))
+        run('tools/deploy/int8_accuracy.py', config, checkpoint, '--calibration-images', str(size.calibration_images),
+            '--out', int8_files[-1], '--cfg-options', *data_options)
     bench_dir = osp.join(work_dir, 'benchmark')
     run('tools/benchmark.py', MODELS[0], '--baseline', MODELS[1], '--resolutions', *size.resolutions,
         *size.timing, '--work-dir', bench_dir)
@@ -132,7 +157,7 @@ def main():
     report_path = osp.join(ROOT, work_dir, 'report.md')
     with open(report_path) as f:
         report = (f.read() + '\n![FPS against resolution](benchmark/fps_vs_resolution.png)\n\n'
-                  + BACKBONE_TABLE_TITLE + '\n\n' + backbone_table + '\n')
+                  + BACKBONE_TABLE_TITLE + '\n\n' + backbone_table + '\n\n' + int8_section(int8_files))
     missing = missing_sections(report)
     if missing:
         sys.exit(f'error: the demo report lacks {", ".join(missing)}: tools/report.py did not write them '

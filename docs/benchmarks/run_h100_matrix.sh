@@ -21,6 +21,9 @@
 # 4. inference rows of tools/benchmark_matrix.py's gpu preset, stage by stage, every model in each stage:
 #    640 px batch 1 fp16 (the paper's regime), 640 px batch 32 fp16, then the rest of the matrix;
 # 5. training-step rows (AMP fp16, 640 px, the recipe's batch, with_cp off/on);
+# 5b. the many-core CPU row (issue 35): ParNet-S against YOLOv4-CSP at 320 px, batch 1, on all the host's cores,
+#    ONNX Runtime and OpenVINO in fp32 (their defaults and their stream-parallel settings) and INT8, into
+#    work_dirs/h100_matrix/cpu_many_core/ (a runtime the machine lacks is skipped in one line; CPU_LIMIT=0 skips);
 # 6. the reports (regimes.md: every model's ratio to its recipe's baseline, per regime, with spreads;
 #    runtimes.md: per path and input size, latency, FPS, ratio and the published AP, quoted;
 #    end2end / network of the fast path against the 1.15 target).
@@ -94,6 +97,18 @@ for stage in $STAGES; do  # side:batch:precision
         --precisions "$precision"
 done
 matrix "${TRAIN_LIMIT:-90}" --part training "${MODEL_ARGS[@]}"
+cpu_limit=${CPU_LIMIT:-120}; cpu_left=$((BUDGET - SECONDS - 30)); (( cpu_limit > cpu_left )) && cpu_limit=$cpu_left
+if (( cpu_limit >= 40 )); then  # 5b: the stream-parallel forms where there are cores to run streams on
+    timeout "$cpu_limit" $PYTHON tools/benchmark.py configs/yolov4_csp_parnet_s_coco.py \
+        --baseline configs/yolov4_csp_coco.py --device cpu --resolutions 320 --threads "$(nproc)" --warmup 1 \
+        --repeats 3 --min-repeat-time 0.5 --variants onnxruntime onnxruntime+parallel openvino \
+        openvino+tensor_parallel onnxruntime-int8 openvino-int8 --work-dir "$MATRIX_DIR/cpu_many_core" \
+        >> "$MATRIX_DIR/matrix.log" 2>&1
+    echo "many-core CPU step ended with $? after at most ${cpu_limit}s"
+    pack
+else
+    echo "many-core CPU step skipped: ${cpu_left}s of the budget left (or CPU_LIMIT=0)"
+fi
 matrix "${REST_LIMIT:-150}" --part inference "${MODEL_ARGS[@]}"
 timeout 40 $PYTHON tools/benchmark_matrix.py --preset "$PRESET" --device "$DEVICE" --work-dir "$MATRIX_DIR" \
     "${MODEL_ARGS[@]}" --part report >> "$MATRIX_DIR/matrix.log" 2>&1

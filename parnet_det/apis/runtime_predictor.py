@@ -9,8 +9,11 @@ dynamic batch at the config's test geometry (the test size, or with a
 ``RectLetterbox`` a dynamic height and width: each image its own rectangle, as
 ``tools/infer.py``), or an exported graph is given, and run in the runtime on
 the CPU in fp32 (:class:`~parnet_det.deploy.RuntimeDetector`: the letterbox on
-the host, the graph, the head's post-processing on the host).
+the host, the graph, the head's post-processing on the host); with ``precision='int8'`` the graph is
+quantized for the runtime first, calibrated on the config's val images
+(:mod:`parnet_det.deploy.quantize`, :mod:`parnet_det.deploy.calibration`).
 """
+import copy
 import logging
 import os.path as osp
 import tempfile
@@ -19,9 +22,17 @@ from typing import Optional, Sequence, Tuple, Union
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from ..deploy import RuntimeDetector
+from ..deploy import (
+    DEFAULT_CALIBRATION_IMAGES,
+    PRECISIONS,
+    RuntimeDetector,
+    calibration_images,
+    check_calibration_data,
+    runtime_missing,
+)
 from ..deploy.onnx_export import INPUT_NAME, require
 from ..inference import DetectorEngine
+from ..utils.config import load_config
 from ..utils.fileio import atomic_write, file_sha256
 from .inferencer import load_predictor
 
@@ -88,7 +99,9 @@ def check_onnx_graph(path: str, input_size: Optional[Sequence[int]], batch_size:
 
 def load_runtime_predictor(config: Union[str, Config], checkpoint: str, runtime: str, onnx: Optional[str] = None,
                            cfg_options: Optional[dict] = None, score_thr: Optional[float] = None,
-                           threads: Optional[int] = None, batch_size: int = 1) -> Tuple[RuntimeDetector, dict]:
+                           threads: Optional[int] = None, batch_size: int = 1, precision: str = 'fp32',
+                           calibration_count: int = DEFAULT_CALIBRATION_IMAGES,
+                           cache_dir: Optional[str] = None) -> Tuple[RuntimeDetector, dict]:
     """The runtime's predictor and the dataset metainfo, as :func:`~.inferencer.load_predictor` returns them.
 
     Args:
@@ -102,8 +115,25 @@ def load_runtime_predictor(config: Union[str, Config], checkpoint: str, runtime:
         score_thr (float, optional): The lowest score the caller keeps (the head's own threshold is lowered).
         threads (int, optional): The runtime's threads.
         batch_size (int): The most images per runtime call (checked against a given graph's batch).
+        precision (str): 'fp32', or 'int8': the graph quantized for the runtime, calibrated on
+            ``calibration_count`` of the config's val images (its val set must be there: refused before any
+            work otherwise).
+        calibration_count (int): INT8's calibration images (the val set whole where smaller).
+        cache_dir (str, optional): Keeps INT8 graphs and reuses them (per graph, calibration images and options).
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; choose from {", ".join(PRECISIONS)}')
+    missing = runtime_missing(runtime, precision)
+    if missing is not None:
+        raise ImportError(missing)
+    if precision == 'int8':  # the val images to calibrate on are there, before anything is built
+        checked = load_config(config, cfg_options) if isinstance(config, str) else copy.deepcopy(config)
+        if cfg_options and not isinstance(config, str):
+            checked.merge_from_dict(cfg_options)
+        check_calibration_data(checked)
     engine, dataset_meta = load_predictor(config, checkpoint, 'cpu', cfg_options, score_thr=score_thr)
+    calibration = calibration_images(engine.cfg, calibration_count) if precision == 'int8' else []
+    int8 = dict(precision=precision, calibration=calibration, cache_dir=cache_dir)
     if not isinstance(engine, DetectorEngine):
         raise ValueError('only single-stage detectors export to ONNX; run this config with tools/infer.py')
     if onnx is not None:
@@ -111,7 +141,7 @@ def load_runtime_predictor(config: Union[str, Config], checkpoint: str, runtime:
         settings = engine.preprocess.settings
         size = None if settings.letterbox is not None else engine.input_size or settings.resize_scale[::-1]
         check_onnx_graph(onnx, size, batch_size, checkpoint)
-        return RuntimeDetector.load(engine, runtime, onnx, threads), dataset_meta
+        return RuntimeDetector.load(engine, runtime, onnx, threads, **int8), dataset_meta
     with tempfile.TemporaryDirectory(prefix='parnet_det_onnx_') as folder:
         return RuntimeDetector.export(engine, runtime, osp.join(folder, 'model.onnx'), dynamic_batch=True,
-                                      threads=threads), dataset_meta
+                                      threads=threads, **int8), dataset_meta

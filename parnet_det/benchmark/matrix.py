@@ -21,6 +21,9 @@ from .settings import BenchmarkSettings, Recipe, baselines_of, load_model_specs,
 from .training import TrainSettings, run_training_benchmark
 
 BASELINE = 'yolo_cspdarknet53s_coco'
+# Records of tools/deploy/int8_accuracy.py (trained detectors, fp32 against INT8) that runtimes.md quotes beside the
+# INT8 rows, where the work dir holds them.
+INT8_ACCURACY_FILE = 'int8_accuracy.jsonl'
 
 
 # The baseline, ParNet-XL and XL-CSP (the paper's pair), ParNet-S and M (S has the baseline's backbone FLOPs at
@@ -106,6 +109,12 @@ def read_rows(path: str) -> List[dict]:
                              'rows.jsonl')
         rows.append(row)
     return rows
+
+
+def read_jsonl(path: str) -> List[dict]:
+    """The JSON records of a file, one a line."""
+    with open(path) as file:
+        return [json.loads(line) for line in file if line.strip()]
 
 
 def drop_cut_row(path: str) -> None:
@@ -196,7 +205,9 @@ def write_matrix_reports(work_dir: str, meta: dict, rows: List[dict], recipes: S
               + ratio_tables(rows, recipes))
     if any(row['mode'] == TRAIN_MODE for row in rows):
         answer += '\n## Training time of the COCO recipe\n\n' + training_estimates(rows)
-    runtimes = '# Per runtime and input size, in the form of published tables\n\n' + runtime_tables(rows)
+    accuracy_path = osp.join(work_dir, INT8_ACCURACY_FILE)
+    accuracy = read_jsonl(accuracy_path) if osp.isfile(accuracy_path) else []
+    runtimes = '# Per runtime and input size, in the form of published tables\n\n' + runtime_tables(rows, accuracy)
     return write_report(work_dir, meta, rows) + write_files(
         work_dir, {'regimes.md': answer.encode(), **regime_plots(rows, device), 'runtimes.md': runtimes.encode(),
                    'latency_per_runtime.png': runtime_latency_plot(rows)})

@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmdet.models.dense_heads import YOLOXHead
 
 from ..analysis import count_flops, count_parameters, foldable_norms, measure_depth
-from ..deploy import RUNTIMES, RuntimeDetector
+from ..deploy import RuntimeDetector, RuntimeVariant
 from ..inference import DetectorEngine
 from ..models import build_detector
 from ..models.reparameterize import fold_conv_module_norms, switch_to_deploy
@@ -17,7 +17,7 @@ from .model_stats import flops_by_part, parameters_by_part
 from .rows import parity_status
 from .settings import BenchmarkSettings, ModelSpec, load_model_specs, min_repeat_seconds
 from .timing import BlockTimer, PeakMemory, autocast, module_bytes, summarize_ms
-from .variants import build_runner, build_runtime, timed_scope, timed_step
+from .variants import benchmark_calibration, build_runner, build_runtime, timed_scope, timed_step
 from .workload import HeadOutputs, control_workload, head_adapter
 
 
@@ -75,7 +75,7 @@ class ModelBench:
         torch.manual_seed(0)  # the same weights in every run
         self.model, folded = build_form(spec, form, device)
         smallest = (1, 3, min(settings.resolutions), min(settings.resolutions))
-        self.fields = dict(model_fields(spec, form), **folded,
+        self.fields = dict(model_fields(spec, form), **folded, backbone=type(self.model.backbone).__name__,
                            foldable_norms_left=len(foldable_norms(self.model, smallest)),
                            **parameters_by_part(self.model),
                            backbone_depth=measure_depth(self.model.backbone, smallest))
@@ -111,12 +111,16 @@ class ModelBench:
     def runner(self, variant: str, precision: str):
         if (variant, precision) not in self.runners:
             side, batch_size = self.setting
-            if variant in RUNTIMES:
+            runtime = RuntimeVariant.parse(variant)
+            if runtime is not None:
+                calibration, calibration_data = (benchmark_calibration(self.spec.cfg, side)
+                                                 if runtime.precision == 'int8' else ((), None))
                 runner = build_runtime(self.model, self.spec.cfg, self.form, variant, side, batch_size,
-                                       self.settings.threads)
-                # Parity before NMS, on the very batch that is timed; export and compilation apart from latency.
-                runner.row_fields = dict(runner.fields(),
-                                         **runner.parity(runner.pixels(self.images)[0], precision).fields())
+                                       self.settings.threads, calibration)
+                # Parity before NMS, on the very batch that is timed; export, compilation and calibration apart
+                # from latency.
+                runner.row_fields = dict(runner.fields(), **runner.parity(runner.pixels(self.images)[0]).fields(),
+                                         **({'calibration_data': calibration_data} if calibration_data else {}))
             else:
                 runner = build_runner(self.model, self.spec.cfg, self.form, variant, precision, self.device)
             if isinstance(runner, DetectorEngine):

@@ -2,7 +2,7 @@
 import statistics
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..deploy import RUNTIMES
+from ..deploy import RuntimeVariant
 from ..utils.time_limit import TimeLimitExceeded
 from .settings import MMDET_VARIANT
 
@@ -29,13 +29,17 @@ MODE_TITLES = {
 PATH_WORDS = {MMDET_VARIANT: 'mmdet (model._forward / test_step)', 'eager': 'PyTorch eager',
               'streams': 'parallel CUDA streams', 'channels_last': 'channels-last', 'compile': 'torch.compile',
               'max_autotune': 'torch.compile max-autotune', 'cuda_graph': 'CUDA graphs',
-              'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+              'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO', 'onnxruntime-int8': 'ONNX Runtime',
+              'openvino-int8': 'OpenVINO', 'parallel': 'parallel execution', 'tensor_parallel': 'tensor parallel',
+              'unpinned': 'unpinned threads'}
 
 
 def path_label(variant: str, precision: str) -> str:
     """The path a variant runs on, in words: its parts joined with ' + ', then the precision, e.g.
-    'channels-last + torch.compile max-autotune + CUDA graphs, fp16'."""
-    return ' + '.join(PATH_WORDS[name] for name in variant.split('+')) + f', {precision}'
+    'channels-last + torch.compile max-autotune + CUDA graphs, fp16' ('int8' for a runtime's INT8 graph)."""
+    runtime = RuntimeVariant.parse(variant)
+    shown = runtime.precision if runtime is not None and runtime.precision == 'int8' else precision
+    return ' + '.join(PATH_WORDS[name] for name in variant.split('+')) + f', {shown}'
 
 
 def row_key(row: dict) -> tuple:
@@ -59,8 +63,8 @@ def latest_rows(rows: List[dict]) -> List[dict]:
 def legacy_scope_note(rows: List[dict]) -> Optional[str]:
     """A line for network rows of PyTorch written before every row recorded its ``timed_scope`` (issue 32),
     whose timer held less than the runtimes'; None where there are none."""
-    if not any(row['mode'] == 'network' and 'timed_scope' not in row and row.get('variant') not in RUNTIMES
-               for row in rows):
+    if not any(row['mode'] == 'network' and 'timed_scope' not in row
+               and RuntimeVariant.parse(row.get('variant', MMDET_VARIANT)) is None for row in rows):
         return None
     return ('**Timed with a narrower scope**: the PyTorch network rows here (mmdet, eager and the other engine '
             'variants) were measured before the scope was made the same everywhere: their timer started from the '

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from ..deploy import RUNTIMES
+from ..deploy import RuntimeVariant
 from ..inference import InferenceOptions
 from ..inference.fast_paths import check_precision
 from ..utils.checkpoint import load_checkpoint_file
@@ -52,7 +52,8 @@ class BenchmarkSettings:
         precisions (Sequence[str]): Names from :data:`~parnet_det.inference.fast_paths.PRECISION_DTYPES`.
         forms (Sequence[str]): 'deploy' (ParNet branches folded) and/or 'train'.
         variants (Sequence[str]): 'mmdet', engine fast-path combinations and/or runtimes ('onnxruntime',
-            'openvino'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
+            'openvino', their INT8 forms 'onnxruntime-int8', 'openvino-int8', and stream-parallel settings after
+            '+'; see :mod:`.variants`); the first is the reference of the speed-up column. A runtime
             that cannot run here (not installed, not fp32, not the CPU) is skipped with one line.
         modes (Sequence[str]): 'network' (normalisation, network and box decoding, no NMS: RTMDet's protocol)
             and/or 'end2end' (see :mod:`.variants`).
@@ -199,6 +200,10 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
         torch.device: The device to measure on.
     """
     device = resolve_device(settings.device)
+    if 'int8' in settings.precisions:
+        raise ValueError('int8 is no PyTorch precision here: INT8 runs in the runtimes, as the variants '
+                         'onnxruntime-int8 and openvino-int8 (--variants onnxruntime-int8 openvino-int8, at '
+                         '--precisions fp32)')
     for precision in settings.precisions:
         check_precision(device, precision)
     unknown_forms = [form for form in settings.forms if form not in FORMS]
@@ -208,7 +213,7 @@ def check_settings(settings: BenchmarkSettings) -> torch.device:
     if unknown_modes:
         raise ValueError(f'unknown mode(s) {", ".join(unknown_modes)}; choose from {", ".join(MODES)}')
     for variant in settings.variants:
-        if variant not in (MMDET_VARIANT, *RUNTIMES):
+        if variant != MMDET_VARIANT and RuntimeVariant.parse(variant) is None:
             for precision in settings.precisions:
                 InferenceOptions.from_variant(variant, precision).check(device)
     if settings.min_repeat_s is not None and settings.min_repeat_s < 0:

@@ -17,6 +17,19 @@
   in that runtime on the CPU in fp32; the export and the runtime's compilation
   are timed apart (``export_s``, ``compile_s``), and every row records the
   parity of its boxes and scores with PyTorch before NMS (``parity_*``).
+- ``onnxruntime-int8`` / ``openvino-int8``: that graph quantized to INT8 for the
+  runtime (:mod:`parnet_det.deploy.quantize`: ONNX Runtime's static QDQ, NNCF),
+  calibrated once per model, input size and batch (``calibration_s``, apart from
+  latency) on :data:`BENCHMARK_CALIBRATION_IMAGES` of the config's val images, or,
+  where the config's val set is not there, on the benchmark's random images
+  (``calibration_data`` says which: INT8 speed does not depend on the calibration,
+  its accuracy does, and is measured on trained detectors instead,
+  :mod:`parnet_det.deploy.runtime_accuracy`); its parity with PyTorch fp32 is a
+  relative one.
+- a runtime variant may name stream-parallel settings after '+'
+  (:data:`~parnet_det.deploy.SESSION_OPTIONS`): ``onnxruntime+parallel``
+  (parallel execution on inter-op threads), ``openvino+tensor_parallel``,
+  ``openvino+unpinned``; the runtime's own defaults otherwise.
 
 Modes, each the same scope in every variant and runtime (:data:`TIMED_SCOPES`, which every row records as
 ``timed_scope``):
@@ -55,9 +68,9 @@ from mmengine.config import Config
 
 from mmdet.models.detectors import SingleStageDetector
 
-from ..deploy import RUNTIMES, RuntimeDetector, runtime_missing
+from ..deploy import RuntimeDetector, RuntimeVariant, calibration_images, check_calibration_data, runtime_missing
 from ..inference import DenseDetectorNetwork, DetectorEngine, InferenceOptions
-from .inputs import pack_images
+from .inputs import pack_images, synthetic_images
 from .settings import MMDET_VARIANT
 from .timing import autocast
 
@@ -69,30 +82,51 @@ TIMED_SCOPES = {
                'original pixels',
 }
 NO_DECODING_SCOPE = 'letterboxed pixels on the device -> normalisation, network (this head has no dense decoding)'
+# Calibration images of the INT8 variants: few (INT8 speed does not depend on them; NNCF's default, 300, would cost
+# minutes per model and size), the same for every model.
+BENCHMARK_CALIBRATION_IMAGES = 8
 
 
 def runtime_skip(variant: str, precision: str, device: torch.device) -> Optional[str]:
     """Why the rows of a runtime variant cannot be measured here, in one line; None for any other variant
-    and for a runtime that can run (installed, fp32, on the CPU)."""
-    if variant not in RUNTIMES:
+    and for a runtime that can run (installed, fp32, on the CPU; INT8 with nncf for OpenVINO)."""
+    runtime = RuntimeVariant.parse(variant)
+    if runtime is None:
         return None
-    missing = runtime_missing(variant)
+    missing = runtime_missing(runtime.runtime, runtime.precision)
     if missing is not None:
         return missing
     if precision != 'fp32':
-        return f'{variant} rows are fp32 only (the graph is exported in fp32), not {precision}'
+        return (f'{variant} rows run the graph exported in fp32 (its float parts fp32), not {precision}: measure '
+                'them at --precisions fp32')
     if device.type != 'cpu':
         return f'{variant} rows run on the CPU; this run measures {device}'
     return None
 
 
-def build_runtime(model: nn.Module, cfg: Config, form: str, runtime: str, side: int, batch_size: int,
-                  threads: Optional[int]) -> RuntimeDetector:
+def benchmark_calibration(cfg: Config, side: int) -> Tuple[list, str]:
+    """The INT8 variants' calibration images and where they come from, in words: the config's val images
+    where its val set is there, else the benchmark's random images of ``side`` px."""
+    try:
+        check_calibration_data(cfg)
+    except (OSError, ValueError):
+        return (synthetic_images(side, BENCHMARK_CALIBRATION_IMAGES),
+                f'{BENCHMARK_CALIBRATION_IMAGES} random images (the config\'s val set is not here)')
+    images = calibration_images(cfg, BENCHMARK_CALIBRATION_IMAGES)
+    return images, f'{len(images)} val images of the config'
+
+
+def build_runtime(model: nn.Module, cfg: Config, form: str, variant: str, side: int, batch_size: int,
+                  threads: Optional[int], calibration: Sequence = ()) -> RuntimeDetector:
     """A copy of ``model`` exported at ``side`` x ``side`` and ``batch_size`` (the file in a temporary folder,
-    removed once the runtime has loaded it) and opened in ``runtime``."""
+    removed once the runtime has loaded it) and opened in the runtime of ``variant`` (:class:`RuntimeVariant`:
+    quantized on ``calibration`` for an INT8 one, with its stream-parallel settings)."""
+    runtime = RuntimeVariant.parse(variant)
     engine = DetectorEngine(copy.deepcopy(model).cpu(), cfg, 'cpu', deploy=form == 'deploy', input_size=(side, side))
     with tempfile.TemporaryDirectory(prefix='parnet_det_onnx_') as folder:
-        return RuntimeDetector.export(engine, runtime, osp.join(folder, 'model.onnx'), batch_size, threads=threads)
+        return RuntimeDetector.export(engine, runtime.runtime, osp.join(folder, 'model.onnx'), batch_size,
+                                      threads=threads, precision=runtime.precision, calibration=calibration,
+                                      session_options=runtime.options)
 
 
 def build_runner(model: nn.Module, cfg: Config, form: str, variant: str, precision: str,
@@ -118,7 +152,8 @@ def reset_compiled(variant: str) -> None:
     compiles the same forward again, and past dynamo's recompilation limit it would silently run eagerly; a
     reset between the runners of one setting would make the earlier ones recompile inside their timed
     repeats."""
-    if variant not in (MMDET_VARIANT, *RUNTIMES) and InferenceOptions.from_variant(variant, 'fp32').compile:
+    if (variant != MMDET_VARIANT and RuntimeVariant.parse(variant) is None
+            and InferenceOptions.from_variant(variant, 'fp32').compile):
         torch.compiler.reset()
 
 
