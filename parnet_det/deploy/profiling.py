@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .onnx_export import INPUT_NAME, require
-from .runtimes import check_session_options, onnxruntime_options, openvino_config, runtime_missing
+from .runtimes import check_session_options, onnxruntime_options, openvino_config, openvino_core, runtime_missing
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _profile_openvino(path: str, pixels: np.ndarray, runs: int, threads: Optiona
                       options: Sequence[str]) -> Tuple[float, List[OperatorTime]]:
     ov = require('openvino', 'profiling in openvino')
     config = dict(openvino_config(threads, options), PERF_COUNT=True)
-    request = ov.Core().compile_model(path, 'CPU', config).create_infer_request()
+    request = openvino_core().compile_model(path, 'CPU', config).create_infer_request()
     request.infer({INPUT_NAME: pixels})  # warm-up
     times: Dict[Tuple[str, str], List[float]] = {}
     wall = 0.0

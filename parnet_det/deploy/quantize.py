@@ -38,6 +38,7 @@ import numpy as np
 
 from ..utils.fileio import PARTIAL_SUFFIX, create_temporary, file_sha256, publish
 from .onnx_export import INPUT_NAME, require
+from .runtimes import openvino_core
 
 # What is quantized and what stays float, per runtime, in one line each (docs, rows, tools' output).
 INT8_SCOPES = {
@@ -219,6 +220,7 @@ def _quantize_openvino(onnx_path: str, out: str, batches: Sequence[np.ndarray], 
     ov = require('openvino', 'INT8 quantization in openvino')
     nncf = require('nncf', 'INT8 quantization in openvino')
     nncf.set_log_level(logging.WARNING)  # not a line per node it leaves unquantized
+    openvino_core()  # made before NNCF's own Core, so that NNCF's nests inside it (see openvino_core)
     # Converted (constants folded), not read: NNCF's bias correction finds a conv's bias only as a constant.
     model = ov.convert_model(onnx_path)
     ignored = _openvino_ignored(model, kept)

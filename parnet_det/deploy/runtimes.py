@@ -11,7 +11,8 @@ quantization, :mod:`.quantize`, whose float parts run in fp32 too):
   where the device is CUDA and the installed build has it);
 - ``openvino``: ``Core.compile_model`` on the CPU with ``INFERENCE_PRECISION_HINT``
   f32 (OpenVINO would otherwise run bf16 on CPUs with AMX, and an fp32 row
-  would time something else).
+  would time something else), every session on the process's one Core
+  (:func:`openvino_core`).
 
 Stream-parallel settings (:data:`SESSION_OPTIONS`) are named per session, and in a benchmark
 variant after '+' (:class:`RuntimeVariant`: ``onnxruntime-int8+parallel``); each default is the
@@ -21,6 +22,7 @@ Neither is a requirement of the package (``requirements/deploy.txt``); each is
 imported when a session is opened, and :func:`runtime_missing` says in one line
 why one cannot be.
 """
+import functools
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -130,10 +132,20 @@ def _onnxruntime(path: str, device: torch.device, threads: Optional[int], settin
     return ort.__version__, session.get_providers()[0], run, _fixed(sides, lambda side: isinstance(side, int), int)
 
 
+@functools.lru_cache(maxsize=None)
+def openvino_core():
+    """The process's one OpenVINO Core, kept to its end. A Core's CPU plugin points the main thread's alternate
+    signal stack at a buffer of its own and, when the Core goes, back at the stack it found: two Cores released
+    out of order (sessions, NNCF's during quantization) leave it pointing at freed memory, and the next Python
+    signal handler run (Ctrl-C, SIGTERM) dies of a segmentation fault (OpenVINO 2026.4). With one Core made
+    first, every other Core nests inside it."""
+    return require('openvino', 'the openvino runtime').Core()
+
+
 def _openvino(path: str, device: torch.device, threads: Optional[int], settings: Sequence[str]):
     ov = require('openvino', 'the openvino runtime')
     config = openvino_config(threads, settings)
-    compiled = ov.Core().compile_model(path, 'CPU', config)
+    compiled = openvino_core().compile_model(path, 'CPU', config)
     request = compiled.create_infer_request()
     outputs = [compiled.output(name) for name in OUTPUT_NAMES]
 

@@ -4,6 +4,7 @@ one line; tools/deploy/infer_runtime.py writes tools/infer.py's detections at th
 per-image rectangles too), and they score PyTorch's AP on generated data."""
 import copy
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -151,6 +152,32 @@ def test_a_fixed_size_graph_is_refused_where_the_test_gives_each_image_its_recta
     per_image = DetectorEngine(engine.model, engine.cfg, 'cpu', deploy=False)  # the config's own geometry
     with pytest.raises(ValueError, match=rf'takes a fixed {SIDE}x{SIDE} input, but the config letterboxes each image'):
         RuntimeDetector.load(per_image, INSTALLED[0], path)
+
+
+# Two OpenVINO sessions released in the other order than opened, then a signal handled in Python. With a Core per
+# session this process died of a segmentation fault at the signal (each Core's CPU plugin swaps the main thread's
+# alternate signal stack; see parnet_det.deploy.runtimes.openvino_core), and so did the test process a hundred tests
+# after the INT8 tests.
+RELEASED_OUT_OF_ORDER = """
+import gc, os, signal, sys
+from parnet_det.deploy import open_session
+first, second = open_session('openvino', sys.argv[1]), open_session('openvino', sys.argv[1])
+del first
+gc.collect()
+del second
+gc.collect()
+signal.signal(signal.SIGTERM, lambda *args: print('handled'))
+os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.skipif('openvino' not in INSTALLED, reason='openvino is not installed')
+@pytest.mark.parametrize('exported', ['yolox'], indirect=True)
+def test_openvino_sessions_released_out_of_order_leave_signal_handlers_working(exported):
+    _, path = exported
+    result = subprocess.run([sys.executable, '-c', RELEASED_OUT_OF_ORDER, path], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert (result.returncode, result.stdout.strip()) == (0, 'handled'), result.stderr[-2000:]
 
 
 def test_rtmdet_decode_is_that_of_mmdets_predict_by_feat():
