@@ -12,8 +12,12 @@ from parnet_det.datasets import generate_synthetic_coco
 from .helpers import TINY_ARCH
 
 # Keep CPU tests deterministic and from oversubscribing small CI machines: at most two threads, shared out
-# among pytest-xdist's workers (make test runs one worker per core).
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))))
+# among pytest-xdist's workers. The tools a test starts in a subprocess take the same share (torch, ONNX Runtime's
+# and OpenMP's pools read OMP_NUM_THREADS): two workers, each waiting on a tool that spins up two OpenMP threads,
+# put four busy threads on two cores, and the whole suite ran no faster than one process.
+THREADS = max(1, min(2, os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
+torch.set_num_threads(THREADS)
+os.environ['OMP_NUM_THREADS'] = str(THREADS)
 
 
 @pytest.fixture(autouse=True)

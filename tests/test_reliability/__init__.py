@@ -8,8 +8,9 @@ message, the exit code and that nothing was lost or left behind.
   and resuming past a checkpoint truncated mid-write (tools/train.py end to end, slow).
 - issue 19, runs and data never mixed up: test_work_dir_lock.py (one run per work dir),
   test_data_identity.py (ids, image files, category order), test_same_model.py (resume and test only
-  the same model, class names, a copied work dir), test_divergence.py, test_deploy_evaluation.py (a
-  deploy checkpoint's AP equals its training form's, slow), test_model_inputs.py (the reduced neck).
+  the same model, class names, a copied work dir), test_divergence.py, test_model_inputs.py (the reduced neck);
+  a deploy checkpoint's AP equals its training form's in test_tools/test_train_test_end_to_end.py (slow), on
+  the detector trained there once.
 - test_data_preflight.py: classes, heads and boxes against the annotation files, on generated COCO data.
 - test_entry_points.py: each tool and the inference engine with bad arguments and broken or mismatched
   checkpoints.

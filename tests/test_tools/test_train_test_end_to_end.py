@@ -50,16 +50,17 @@ def trained(tmp_path_factory):
     return dict(data_root=data_root, work_dir=work_dir, checkpoint=osp.join(work_dir, 'epoch_10.pth'))
 
 
-def _evaluate(trained, tmp_path, *extra):
+def _evaluate(trained, tmp_path, *extra, checkpoint=None):
+    """(metrics, log) of tools/test.py on the trained detector's val split."""
     work_dir = str(tmp_path / 'test')
-    run_tool('tools/test.py', CONFIG, trained['checkpoint'], '--work-dir', work_dir, *extra,
-             '--cfg-options', *data_options(trained['data_root']))
-    return read_metrics(work_dir)
+    result = run_tool('tools/test.py', CONFIG, checkpoint or trained['checkpoint'], '--work-dir', work_dir, *extra,
+                      '--cfg-options', *data_options(trained['data_root']))
+    return read_metrics(work_dir), result.stdout + result.stderr
 
 
 @pytest.mark.slow
 def test_small_parnet_detector_learns(trained, tmp_path):
-    metrics = _evaluate(trained, tmp_path, '--resolution', '128')
+    metrics, _ = _evaluate(trained, tmp_path, '--resolution', '128')
     assert metrics['coco/bbox_mAP_50'] >= AP50_BAR, metrics
     # The record tools/report.py reads: model, resolution, the same metrics.
     with open(tmp_path / 'test' / 'ap_results.jsonl') as f:
@@ -72,10 +73,18 @@ def test_small_parnet_detector_learns(trained, tmp_path):
 
 @pytest.mark.slow
 def test_deploy_gives_the_same_ap(trained, tmp_path):
-    plain = _evaluate(trained, tmp_path / 'plain')
-    deployed = _evaluate(trained, tmp_path / 'deploy', '--deploy')
-    assert deployed['coco/bbox_mAP'] == pytest.approx(plain['coco/bbox_mAP'], abs=1e-3)
-    assert deployed['coco/bbox_mAP_50'] == pytest.approx(plain['coco/bbox_mAP_50'], abs=1e-3)
+    """The detector folded at load (tools/test.py --deploy) and the deploy checkpoint of tools/reparameterize.py
+    evaluate to the AP of the training form, every weight of the deploy checkpoint loaded."""
+    plain, _ = _evaluate(trained, tmp_path / 'plain')
+    assert plain['coco/bbox_mAP'] > 0, plain  # a trained model: equal APs are not two zeros
+    deployed, _ = _evaluate(trained, tmp_path / 'deploy', '--deploy')
+    deploy_checkpoint = str(tmp_path / 'deploy.pth')
+    run_tool('tools/reparameterize.py', CONFIG, trained['checkpoint'], deploy_checkpoint)
+    reparameterized, log = _evaluate(trained, tmp_path / 'reparameterized', checkpoint=deploy_checkpoint)
+    assert 'do not match' not in log and 'missing keys' not in log
+    for folded in (deployed, reparameterized):
+        assert folded['coco/bbox_mAP'] == pytest.approx(plain['coco/bbox_mAP'], abs=1e-3)
+        assert folded['coco/bbox_mAP_50'] == pytest.approx(plain['coco/bbox_mAP_50'], abs=1e-3)
 
 
 @pytest.mark.slow
