@@ -2,10 +2,9 @@
 # .venv first (idempotent; the mmcv build is cached per user, see tools/setup_env.sh).
 PYTHON := .venv/bin/python
 PYTEST_ARGS ?=
-# pytest-xdist, opt-in: PYTEST_WORKERS=auto gives one worker per core, a test file per worker (a module's trained
-# fixture built once). The default, 0, runs in this process, as CI does: in two of three parallel runs of the whole
-# suite on the 2-core VM a worker died mid-run (not yet traced), and a dead worker fails CI.
-PYTEST_WORKERS ?= 0
+# pytest-xdist: one worker per core, a test file per worker (a module's trained fixture built once), the threads
+# shared out among the workers and the tools they start (tests/conftest.py). PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= auto
 PYTEST := $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: setup demo demo-quick test test-fast lint
