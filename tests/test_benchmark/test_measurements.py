@@ -86,6 +86,7 @@ def _checkpoint(tmp_path, name):
     return str(path)
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_mixed_workloads_before_writing_and_marks_them_when_allowed(tmp_path, capsys):
     tool = load_tool('benchmark.py')
     parnet, baseline = str(DEMO / f'{PARNET}.py'), str(DEMO / f'{BASELINE}.py')

@@ -56,6 +56,7 @@ def _wait_for(condition, process, what):
         time.sleep(0.001)
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_large_checkpoint_write_keeps_the_previous_one(tmp_path):
     """A real kill -9 of the saving process, in the middle of writing iter_2.pth."""
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -41,6 +41,7 @@ def test_a_nan_loss_stops_training_naming_iteration_and_learning_rate(tmp_path):
     assert torch.isfinite(torch.load(tmp_path / 'iter_2.pth', weights_only=True)['state_dict']['linear.weight']).all()
 
 
+@pytest.mark.slow
 def test_train_tool_stops_a_diverging_detector_with_the_reason(tmp_path, tiny_coco):
     """The probe's case: lr 10 used to crash in SimOTA's assigner, saying nothing of the loss."""
     result = subprocess.run(

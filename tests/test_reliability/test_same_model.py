@@ -50,6 +50,7 @@ def test_resume_into_other_optimizer_groups_stops_before_loading(tmp_path):
     assert torch.load(tmp_path / 'iter_2.pth', weights_only=True)['meta']['iter'] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('checkpoint_of, first_difference', [
     ((CSP_CONFIG, {}), 'missing keys: backbone.'),
     ((CONFIG, {'model.bbox_head.num_classes': 4}), 'shape differences: bbox_head.multi_level_conv_cls.0.weight: '

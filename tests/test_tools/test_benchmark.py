@@ -236,6 +236,7 @@ def test_a_block_timer_times_every_iteration_after_the_warmup():
     assert all(ms >= 2.0 for ms in block_ms)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(runtime_missing('onnxruntime') is not None, reason='needs onnxruntime (requirements/deploy.txt)')
 def test_a_runtime_row_whose_parity_fails_is_marked_and_the_command_exits_non_zero(tmp_path, monkeypatch, capsys):
     """Tolerances no output can meet (negative; the outputs are finite under the controlled workload) make every

@@ -47,6 +47,7 @@ def test_merge_puts_ap_next_to_the_matching_speed(inputs):
     assert by_key[('parnet', 160)]['fps_end2end'] is None
 
 
+@pytest.mark.slow
 def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
     ap, bench = inputs
     out = tmp_path / 'report'
@@ -67,6 +68,7 @@ def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
     assert 'wrote' in result.stdout
 
 
+@pytest.mark.slow
 def test_report_refuses_files_of_the_wrong_kind(inputs, tmp_path):
     ap, bench = inputs
     result = subprocess.run([sys.executable, 'tools/report.py', '--ap', str(bench), '--benchmark', str(bench),
