@@ -85,8 +85,9 @@ def render_csv(rows: List[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator='\n')
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: ' '.join(f'{v:.4g}' for v in value) if isinstance(value, list) else value
-                         for key, value in row.items()})
+        # Lists hold numbers (per-repeat times) or names (a runtime's session settings).
+        writer.writerow({key: ' '.join(f'{v:.4g}' if isinstance(v, float) else str(v) for v in value)
+                         if isinstance(value, list) else value for key, value in row.items()})
     return buffer.getvalue()
 
 

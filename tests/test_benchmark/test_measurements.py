@@ -12,6 +12,7 @@ from parnet_det.benchmark import BenchmarkSettings, load_model_specs, measuremen
 from parnet_det.benchmark.matrix import done_keys
 from parnet_det.benchmark.measurement import build_form
 from parnet_det.benchmark.regimes import ratio_tables
+from parnet_det.benchmark.report import render_csv
 from parnet_det.benchmark.rows import add_baseline_ratios, numeric_order, ratio_spread, row_key, verdict
 from parnet_det.benchmark.settings import Recipe, check_workloads
 from parnet_det.benchmark.tables import ratio_cell
@@ -299,3 +300,12 @@ def test_the_yolov4_csp_detector_gets_the_controlled_workload_and_folds_througho
         assert row['folded_norms'] > 0 and row['foldable_norms_left'] == 0
     detections = [row['detections_per_image'] for row in rows if row['mode'] == 'end2end']
     assert max(detections) - min(detections) <= 1 and min(detections) > 0
+
+
+def test_the_csv_writes_lists_of_numbers_and_of_names():
+    """Per-repeat times are numbers, a runtime row's session settings names (``onnxruntime+parallel``); the stream
+    runs of issue 35 measured every row and then died writing results.csv."""
+    rows = [dict(model='parnet', times_ms=[12.345678, 13.0], session_options=['parallel']),
+            dict(model='baseline', times_ms=[20.0], session_options=[])]
+    lines = render_csv(rows).splitlines()
+    assert lines == ['model,times_ms,session_options', 'parnet,12.35 13,parallel', 'baseline,20,']
