@@ -24,6 +24,7 @@ re-parameterised blocks are options (:class:`Int8Options`): convolutions kept in
 per-tensor weights against per-channel, and NNCF without bias correction. Measured on the
 demo's trained detectors: ``docs/benchmarks/cpu_runtimes/int8.md``.
 """
+import gc
 import hashlib
 import logging
 import os
@@ -38,7 +39,6 @@ import numpy as np
 
 from ..utils.fileio import PARTIAL_SUFFIX, create_temporary, file_sha256, publish
 from .onnx_export import INPUT_NAME, require
-from .runtimes import openvino_core
 
 # What is quantized and what stays float, per runtime, in one line each (docs, rows, tools' output).
 INT8_SCOPES = {
@@ -220,7 +220,6 @@ def _quantize_openvino(onnx_path: str, out: str, batches: Sequence[np.ndarray], 
     ov = require('openvino', 'INT8 quantization in openvino')
     nncf = require('nncf', 'INT8 quantization in openvino')
     nncf.set_log_level(logging.WARNING)  # not a line per node it leaves unquantized
-    openvino_core()  # made before NNCF's own Core, so that NNCF's nests inside it (see openvino_core)
     # Converted (constants folded), not read: NNCF's bias correction finds a conv's bias only as a constant.
     model = ov.convert_model(onnx_path)
     ignored = _openvino_ignored(model, kept)
@@ -229,6 +228,9 @@ def _quantize_openvino(onnx_path: str, out: str, batches: Sequence[np.ndarray], 
                               target_device=nncf.TargetDevice.CPU, fast_bias_correction=True,
                               ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
                               advanced_parameters=advanced)
+    # NNCF compiled the model on a Core of its own for the statistics: released now, before any other Core
+    # compiles, it gives back the signal stack it found (see runtimes.openvino_core).
+    gc.collect()
     # The .xml names its .bin by its own name: both written in a private folder beside OUT, the .bin published
     # first, so that an .xml under its name always has its weights beside it.
     folder = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.', suffix=PARTIAL_SUFFIX, dir=osp.dirname(out))

@@ -137,8 +137,8 @@ def openvino_core():
     """The process's one OpenVINO Core, kept to its end. A Core's CPU plugin points the main thread's alternate
     signal stack at a buffer of its own and, when the Core goes, back at the stack it found: two Cores released
     out of order (sessions, NNCF's during quantization) leave it pointing at freed memory, and the next Python
-    signal handler run (Ctrl-C, SIGTERM) dies of a segmentation fault (OpenVINO 2026.4). With one Core made
-    first, every other Core nests inside it."""
+    signal handler run (Ctrl-C, SIGTERM) dies of a segmentation fault (OpenVINO 2026.4). Sessions and profiles
+    share this one; NNCF's Core releases its stack when quantization ends (:mod:`.quantize`)."""
     return require('openvino', 'the openvino runtime').Core()
 
 
