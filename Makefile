@@ -2,10 +2,11 @@
 # .venv first (idempotent; the mmcv build is cached per user, see tools/setup_env.sh).
 PYTHON := .venv/bin/python
 PYTEST_ARGS ?=
-# pytest-xdist: one worker per core, a test file per worker (a module's trained fixture built once), the threads
-# shared out among the workers and the tools they start (tests/conftest.py). PYTEST_WORKERS=0 runs in this process.
+# pytest-xdist: one worker per core, a test file per worker (a module's trained fixture built once), the longest
+# files first (tests/conftest.py orders them; xdist's own reorder would undo it), the threads shared out among the
+# workers and the tools they start (tests/conftest.py). PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
-PYTEST := $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup demo demo-quick test test-fast lint
 
