@@ -34,6 +34,7 @@ NEEDS_MMPRETRAIN = pytest.mark.skipif(importlib.util.find_spec('mmpretrain') is 
                                       reason='the ImageNet configs need mmpretrain (requirements/imagenet.txt)')
 # Built and measured in make test-fast; every other entry (35-215M parameters, FLOPs at 640 px) only in make test.
 QUICK = ('configs/demo/yolo_parnet_tiny_synthetic.py', 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py',
+         'configs/demo/yolox_cspdarknet_tiny_synthetic.py', 'configs/demo/rtmdet_cspnext_tiny_synthetic.py',
          'configs/imagenet/parnet_s_8xb128_in1k.py')
 # The entry points the README's commands name, built in make test-fast.
 NAMED = ('configs/yolo_parnet_xl_coco.py', 'configs/yolov4_csp_coco.py')
