@@ -59,6 +59,16 @@ def no_default_scope():
     scopes.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def torch_determinism_restored():
+    """A Runner with ``randomness.deterministic=True`` (the learning tests) turns on
+    ``torch.use_deterministic_algorithms`` for the whole process; every later test in that worker ran
+    under it. Restored after each test."""
+    saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
 @pytest.fixture
 def mmdet_scope(no_default_scope):
     """mmdet's default scope, for tests that build mmdet objects the way a Runner does."""
