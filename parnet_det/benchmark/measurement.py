@@ -22,24 +22,28 @@ from .workload import HeadOutputs, control_workload, head_adapter
 
 
 def build_form(spec: ModelSpec, form: str, device: torch.device) -> Tuple[nn.Module, Dict[str, int]]:
-    """The model of ``spec`` (:func:`~parnet_det.models.build_detector`) in its training or its folded form.
-
-    The deploy form folds every model alike: the blocks that fold themselves (ParNet's, ``switch_to_deploy``)
-    and the BatchNorm of every ConvModule (the baseline's, the necks' and heads'), as the inference engine and
-    the ONNX export fold. The train form folds nothing.
+    """The model of ``spec`` (:func:`~parnet_det.models.build_detector`) in its training or its folded form
+    (:func:`fold_for_deploy`). The train form folds nothing.
 
     Returns:
         tuple[nn.Module, dict]: The model, and ``folded_blocks`` / ``folded_norms``: what was folded.
     """
     model = build_detector(spec.cfg, spec.checkpoint, device)
     if form == 'deploy':
-        folded_blocks = switch_to_deploy(model)
-        return model, dict(folded_blocks=folded_blocks, folded_norms=fold_conv_module_norms(model.eval()))
+        return model, fold_for_deploy(model)
     # A config built with deploy=True (or a deploy checkpoint) has no training form: its rows would be mislabelled.
     if any(getattr(m, 'deploy', False) for m in model.modules() if hasattr(m, 'switch_to_deploy')):
         raise ValueError(f'{spec.name}: form "train" asked for, but the model is built folded (deploy=True, or a '
                          'deploy checkpoint)')
     return model, dict(folded_blocks=0, folded_norms=0)
+
+
+def fold_for_deploy(model: nn.Module) -> Dict[str, int]:
+    """Fold ``model`` in place into the deploy form, every model alike: the blocks that fold themselves (ParNet's,
+    ``switch_to_deploy``) and the BatchNorm of every ConvModule (the baseline's, the necks' and heads'), as the
+    inference engine and the ONNX export fold. Returns ``folded_blocks`` / ``folded_norms``: what was folded."""
+    folded_blocks = switch_to_deploy(model)
+    return dict(folded_blocks=folded_blocks, folded_norms=fold_conv_module_norms(model.eval()))
 
 
 def model_fields(spec: ModelSpec, form: str) -> dict:
@@ -52,16 +56,17 @@ def measured_sizes(config: str, flops_at: Optional[int] = None) -> dict:
     multiply-adds of the deploy form on one square image) of ``config``'s model, in the metafile's keys."""
     spec = load_model_specs(config)[0]
     cpu = torch.device('cpu')
-    sizes = {'Parameters (training form)': count_parameters(build_form(spec, 'train', cpu)[0])}
-    deploy, _ = build_form(spec, 'deploy', cpu)
-    sizes['Parameters'] = count_parameters(deploy)
-    if flops_at and hasattr(deploy, 'rpn_head'):
+    model, _ = build_form(spec, 'train', cpu)  # built once: counted, then folded in place and counted again
+    sizes = {'Parameters (training form)': count_parameters(model)}
+    fold_for_deploy(model)
+    sizes['Parameters'] = count_parameters(model)
+    if flops_at and hasattr(model, 'rpn_head'):
         raise ValueError(f'{config} is a two-stage detector, whose FLOPs the dense count does not cover; leave out '
                          '--flops-at')
     if flops_at:
         # A detector: backbone, neck and head (no decoding), as the benchmark counts; a classifier: the whole net.
-        sizes['FLOPs'] = (flops_by_part(deploy, flops_at, cpu)['flops_per_image'] if hasattr(deploy, 'bbox_head')
-                          else count_flops(deploy, (1, 3, flops_at, flops_at)))
+        sizes['FLOPs'] = (flops_by_part(model, flops_at, cpu)['flops_per_image'] if hasattr(model, 'bbox_head')
+                          else count_flops(model, (1, 3, flops_at, flops_at)))
         sizes['FLOPs Resolution'] = flops_at
     return sizes
 

@@ -276,7 +276,9 @@ def test_the_runtime_tool_writes_the_detections_of_infer_py(head, tmp_path):
     every head family at its test geometry (YOLOv4-CSP's: each image its own rectangle, the graph a dynamic height
     and width; batches of 2 mix shapes). Each image's detections: same count, labels, scores within 1e-3, boxes
     within 0.05 px + 3e-3 relative (the random head's boxes reach hundreds of pixels past the image, where fp32
-    kernels differ by ~1e-3)."""
+    kernels differ by ~1e-3). The graph is exported once (tools/deploy/export_onnx.py) and every runtime runs it
+    (--onnx), as a user running several runtimes does: an export takes 5-20 s here. The tool's own export (no
+    --onnx) is that same export (RuntimeDetector.export, test_int8.py runs it through the tool)."""
     config, options = HEADS[head]
     cfg = load_config(str(REPO / config), {**options, **TOOL_GEOMETRY[head]})
     config = str(tmp_path / f'{head}.py')
@@ -300,8 +302,11 @@ def test_the_runtime_tool_writes_the_detections_of_infer_py(head, tmp_path):
     load_tool('infer.py').main([*common, '--out-dir', str(tmp_path / 'torch'), '--device', 'cpu'])
     expected = by_image(tmp_path / 'torch')
     assert sum(map(len, expected.values())) > 30
+    graph = str(tmp_path / 'graph.onnx')
+    load_tool('deploy/export_onnx.py').main([config, checkpoint, graph, '--dynamic-batch', '--no-check'])
     for runtime in INSTALLED:
-        load_tool('deploy/infer_runtime.py').main([*common, '--out-dir', str(tmp_path / runtime), '--runtime', runtime])
+        load_tool('deploy/infer_runtime.py').main([*common, '--out-dir', str(tmp_path / runtime), '--runtime', runtime,
+                                                   '--onnx', graph])
         got = by_image(tmp_path / runtime)
         assert got.keys() == expected.keys()
         for name, records in got.items():

@@ -11,6 +11,8 @@ import torch
 
 from parnet_det.datasets import generate_synthetic_coco, synthetic_coco_cfg_options
 
+from ..test_reliability.helpers import run_tool as run_in_process
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 # Measured on the 2-core AMD EPYC VM (seed 0): 6 epochs over 200 images of 128 px give bbox AP50 0.144 (51 s;
@@ -60,12 +62,20 @@ def _evaluate(trained, tmp_path, *extra, checkpoint=None):
     return read_metrics(work_dir), result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_small_parnet_detector_learns(trained, tmp_path):
+@pytest.fixture(scope='module')
+def evaluated(trained, tmp_path_factory):
+    """tools/test.py on the trained detector, as trained: (metrics, its work dir)."""
+    tmp_path = tmp_path_factory.mktemp('evaluated')
     metrics, _ = _evaluate(trained, tmp_path, '--resolution', '128')
+    return metrics, tmp_path / 'test'
+
+
+@pytest.mark.slow
+def test_small_parnet_detector_learns(evaluated):
+    metrics, work_dir = evaluated
     assert metrics['coco/bbox_mAP_50'] >= AP50_BAR, metrics
     # The record tools/report.py reads: model, resolution, the same metrics.
-    with open(tmp_path / 'test' / 'ap_results.jsonl') as f:
+    with open(work_dir / 'ap_results.jsonl') as f:
         record = json.loads(f.readline())
     assert record['model'] == 'yolo_parnet_tiny_synthetic' and record['resolution'] == [128, 128]
     assert record['metrics']['coco/bbox_mAP_50'] == pytest.approx(metrics['coco/bbox_mAP_50'])
@@ -74,15 +84,16 @@ def test_small_parnet_detector_learns(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_deploy_gives_the_same_ap(trained, tmp_path):
+def test_deploy_gives_the_same_ap(trained, evaluated, tmp_path):
     """The detector folded at load (tools/test.py --deploy) and the deploy checkpoint of tools/reparameterize.py
     evaluate to the AP of the training form, every weight of the deploy checkpoint loaded."""
-    plain, _ = _evaluate(trained, tmp_path / 'plain')
+    plain, _ = evaluated
     assert plain['coco/bbox_mAP'] > 0, plain  # a trained model: equal APs are not two zeros
-    deployed, _ = _evaluate(trained, tmp_path / 'deploy', '--deploy')
+    deployed, _ = _evaluate(trained, tmp_path / 'deploy', '--resolution', '128', '--deploy')
     deploy_checkpoint = str(tmp_path / 'deploy.pth')
     run_tool('tools/reparameterize.py', CONFIG, trained['checkpoint'], deploy_checkpoint)
-    reparameterized, log = _evaluate(trained, tmp_path / 'reparameterized', checkpoint=deploy_checkpoint)
+    reparameterized, log = _evaluate(trained, tmp_path / 'reparameterized', '--resolution', '128',
+                                     checkpoint=deploy_checkpoint)
     assert 'do not match' not in log and 'missing keys' not in log
     for folded in (deployed, reparameterized):
         assert folded['coco/bbox_mAP'] == pytest.approx(plain['coco/bbox_mAP'], abs=1e-3)
@@ -122,17 +133,15 @@ def test_two_process_distributed_training_on_cpu(tiny_coco, tmp_path):
     assert checkpoint['meta']['iter'] == 2
 
 
-def test_train_without_dataset_stops_before_training(tmp_path):
-    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/yolo_parnet_xl_coco.py', '--work-dir',
-                             str(tmp_path), '--cfg-options', 'train_dataloader.dataset.dataset.data_root=/no/coco/'],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert '/no/coco/annotations/instances_train2017.json does not exist' in result.stderr
-    assert 'generate_synthetic_coco.py' in result.stderr
+def test_train_without_dataset_stops_before_training(tmp_path, capsys):
+    code, _, err = run_in_process(capsys, 'train.py', osp.join(ROOT, 'configs/yolo_parnet_xl_coco.py'), '--work-dir',
+                                  tmp_path, '--cfg-options', 'train_dataloader.dataset.dataset.data_root=/no/coco/')
+    assert code == 2 and 'Traceback' not in err
+    assert '/no/coco/annotations/instances_train2017.json does not exist' in err
+    assert 'generate_synthetic_coco.py' in err
     assert not os.listdir(tmp_path)  # nothing was started
 
 
-def test_bad_config_path_is_a_clear_error():
-    result = subprocess.run([sys.executable, 'tools/train.py', 'configs/nope.py'], cwd=ROOT, capture_output=True,
-                            text=True)
-    assert result.returncode != 0 and 'configs/nope.py does not exist' in result.stderr
+def test_bad_config_path_is_a_clear_error(capsys):
+    code, _, err = run_in_process(capsys, 'train.py', 'configs/nope.py')
+    assert code == 2 and 'configs/nope.py does not exist' in err
