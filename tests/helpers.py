@@ -1,5 +1,7 @@
 """Helpers shared by the tests (fixtures are in conftest.py)."""
 import importlib.util
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,24 @@ def load_tool(relative_path: str):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
+
+
+def run_tool(capsys, tool, *args):
+    """Run ``tools/<tool>`` in this process; returns (exit code, stdout, stderr).
+
+    An exception other than SystemExit propagates: a traceback is a failure of the test.
+    """
+    argv = sys.argv
+    sys.argv = [tool, *map(str, args)]
+    try:
+        runpy.run_path(str(REPO / 'tools' / tool), run_name='__main__')
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def coco_stats(ann_file: str, records: list):

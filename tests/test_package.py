@@ -6,6 +6,8 @@ import pytest
 
 import parnet_det
 
+from .helpers import run_tool
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -71,12 +73,12 @@ def test_imagenet_config_registers_into_mmpretrain_through_its_custom_imports():
 
 
 @pytest.mark.slow
-def test_collect_env_reports_the_stack():
-    result = subprocess.run([sys.executable, 'tools/collect_env.py'], capture_output=True, text=True,
-                            cwd=ROOT, check=True)
+def test_collect_env_reports_the_stack(capsys):
+    code, out, err = run_tool(capsys, 'collect_env.py')
+    assert code == 0, err[-3000:]
     for name in ('Python', 'torch', 'torchvision', 'mmcv', 'mmcv ops', 'mmengine', 'mmdet', 'pycocotools', 'Device'):
-        assert f'\n{name}: ' in '\n' + result.stdout, name
-    assert 'mmcv ops: usable (CPU' in result.stdout
+        assert f'\n{name}: ' in '\n' + out, name
+    assert 'mmcv ops: usable (CPU' in out
 
 
 SEGFAULT = 'import os, signal; os.kill(os.getpid(), signal.SIGSEGV)'

@@ -1,8 +1,6 @@
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import pytest
@@ -13,6 +11,8 @@ from mmdet.datasets import CocoDataset
 from mmdet.evaluation import CocoMetric
 
 from parnet_det.datasets import CLASSES, SHAPES, generate_synthetic_coco, synthetic_coco_metainfo
+
+from ..helpers import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Small enough to generate in a fraction of a second.
@@ -126,17 +126,16 @@ def test_invalid_arguments_are_refused(tmp_path):
     assert synthetic_coco_metainfo(len(SHAPES)) == dict(classes=SHAPES)
 
 
-def test_cli_writes_the_dataset_and_explains_the_config_overrides(tmp_path):
+def test_cli_writes_the_dataset_and_explains_the_config_overrides(tmp_path, capsys):
     out_dir = tmp_path / 'cli'
-    result = subprocess.run(
-        [sys.executable, 'tools/dataset/generate_synthetic_coco.py', str(out_dir), '--num-train', '2',
-         '--num-val', '1', '--image-size', '64', '96', '--num-classes', '3', '--seed', '5'],
-        capture_output=True, text=True, cwd=ROOT, check=True)
+    code, stdout, err = run_tool(capsys, 'dataset/generate_synthetic_coco.py', out_dir, '--num-train', '2', '--num-val',
+                                 '1', '--image-size', '64', '96', '--num-classes', '3', '--seed', '5')
+    assert code == 0, err
     with open(out_dir / 'annotations' / 'instances_train.json') as f:
         train = json.load(f)
     assert [(image['height'], image['width']) for image in train['images']] == [(64, 96)] * 2
     assert [cat['name'] for cat in train['categories']] == list(SHAPES[:3])
     assert (out_dir / 'val' / '000001.jpg').is_file()
-    assert f'train_dataloader.dataset.data_root={out_dir}/' in result.stdout
-    assert f'val_evaluator.ann_file={out_dir}/annotations/instances_val.json' in result.stdout
-    assert 'num_classes=3' in result.stdout
+    assert f'train_dataloader.dataset.data_root={out_dir}/' in stdout
+    assert f'val_evaluator.ann_file={out_dir}/annotations/instances_val.json' in stdout
+    assert 'num_classes=3' in stdout

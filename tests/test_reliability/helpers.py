@@ -1,9 +1,7 @@
-"""Broken checkpoint files, a way to run the tools in-process, a training that saves large checkpoints, and the
+"""Broken checkpoint files, a training that saves large checkpoints, and the
 pre-flight's refusal message."""
 import os
-import runpy
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -33,24 +31,6 @@ def truncate(path, keep=0.5):
         data = f.read()
     with open(path, 'wb') as f:
         f.write(data[:int(len(data) * keep)])
-
-
-def run_tool(capsys, tool, *args):
-    """Run ``tools/<tool>`` in this process; returns (exit code, stdout, stderr).
-
-    An exception other than SystemExit propagates: a traceback is a failure of the test.
-    """
-    argv = sys.argv
-    sys.argv = [tool, *map(str, args)]
-    try:
-        runpy.run_path(os.path.join(ROOT, 'tools', tool), run_name='__main__')
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 class BigModel(BaseModel):

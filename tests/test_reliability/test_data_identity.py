@@ -9,7 +9,7 @@ from mmdet.registry import DATASETS
 
 from parnet_det.datasets import CLASSES, DatasetConfigError, check_dataset_config, synthetic_coco_cfg_options
 
-from .helpers import run_tool
+from ..helpers import run_tool
 from .test_data_preflight import DEMO_CONFIG, demo_cfg, edit_annotations, preflight_error
 
 

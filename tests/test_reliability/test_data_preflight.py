@@ -8,7 +8,8 @@ from mmdet.registry import DATASETS
 
 from parnet_det.datasets import check_dataset_config, synthetic_coco_cfg_options
 
-from .helpers import preflight_error, run_tool
+from ..helpers import run_tool
+from .helpers import preflight_error
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 COCO_CONFIG = 'configs/yolo_parnet_xl_coco.py'

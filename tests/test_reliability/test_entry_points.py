@@ -14,7 +14,8 @@ from mmdet.registry import MODELS
 from parnet_det.apis import init_detector_engine
 from parnet_det.datasets import synthetic_coco_cfg_options
 
-from .helpers import ROOT, run_tool
+from ..helpers import run_tool
+from .helpers import ROOT
 
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 CSP_CONFIG = 'configs/demo/yolo_cspdarknet53s_tiny_synthetic.py'

@@ -4,7 +4,7 @@ import os
 
 from parnet_det.utils.cli_args import path_arg
 
-from .helpers import run_tool
+from ..helpers import run_tool
 
 
 def test_path_arg_expands_home(monkeypatch, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 from parnet_det.apis import load_config
 from parnet_det.datasets import check_dataset_config, generate_synthetic_imagenet
 
-from .helpers import preflight_error, run_tool
+from ..helpers import run_tool
+from .helpers import preflight_error
 
 TINY_CONFIG = 'tests/data/configs/parnet_tiny_imagenet_synthetic.py'
 IMAGENET_CONFIG = 'configs/imagenet/parnet_xl_csp_8xb128_in1k.py'

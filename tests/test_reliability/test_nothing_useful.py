@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from .helpers import run_tool
+from ..helpers import run_tool
 from .test_entry_points import CSP_CONFIG, save_model
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'

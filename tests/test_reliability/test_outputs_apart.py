@@ -16,7 +16,8 @@ from parnet_det.datasets import synthetic_coco_cfg_options
 from parnet_det.utils.config import data_paths
 from parnet_det.utils.fileio import OutputIsInputError, atomic_write, check_writable_file, file_starts_with
 
-from .helpers import ROOT, run_tool
+from ..helpers import run_tool
+from .helpers import ROOT
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 

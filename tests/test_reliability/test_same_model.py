@@ -13,8 +13,9 @@ from parnet_det.apis import init_detector_engine, resume_checkpoint
 from parnet_det.datasets import synthetic_coco_cfg_options
 from parnet_det.utils.checkpoint import CheckpointMismatchError
 
+from ..helpers import run_tool
 from ..test_checkpoint import ToyDataset, ToyModel
-from .helpers import ROOT, run_tool
+from .helpers import ROOT
 from .test_entry_points import CONFIG, CSP_CONFIG, assert_user_error, save_model
 
 CLASSES = ('circle', 'rectangle', 'triangle', 'ring', 'cross')

@@ -18,8 +18,9 @@ from parnet_det.utils import fileio
 from parnet_det.utils.config import load_config
 from parnet_det.utils.work_dir_lock import work_dir_lock
 
+from ..helpers import run_tool
 from ..test_tools.test_train_test_end_to_end import CONFIG, data_options
-from .helpers import Exploit, preflight_error, run_tool
+from .helpers import Exploit, preflight_error
 from .test_data_preflight import demo_cfg
 
 DEMO_CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'

@@ -10,7 +10,8 @@ from parnet_det.apis import exclusive_work_dir, resume_checkpoint
 from parnet_det.datasets import synthetic_coco_cfg_options
 from parnet_det.utils.work_dir_lock import LOCK_NAME, LockFileError, WorkDirInUseError, work_dir_lock
 
-from .helpers import ROOT, run_tool
+from ..helpers import run_tool
+from .helpers import ROOT
 
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
 # A first run, as far as the lock goes: holds the work dir's lock until killed.

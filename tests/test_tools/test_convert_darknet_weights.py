@@ -13,6 +13,7 @@ from parnet_det.convert.darknet_yolov4_csp import DarknetWeightsError, convert_d
 from parnet_det.datasets import synthetic_coco_cfg_options
 from parnet_det.utils.checkpoint import CorruptCheckpointError
 
+from ..helpers import run_tool
 from ..yolov4_csp_reference import conv_specs, parse_layers, random_darknet_arrays, write_darknet_weights
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -87,20 +88,16 @@ def test_config_of_another_network_is_refused():
         convert_darknet(load_config('configs/yolo_cspdarknet53s_coco.py'), 'unused.weights')
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
-
-
-def test_cli_refuses_in_one_line_and_keeps_the_output(tmp_path):
+def test_cli_refuses_in_one_line_and_keeps_the_output(tmp_path, capsys):
     src = sized_file(tmp_path / 'short.weights', OFFICIAL_FLOATS - 1)
     dst = tmp_path / 'out.pth'
     # An earlier conversion (the only kind of file the tool replaces, issue 33), kept when this one fails.
     torch.save({'state_dict': {}, 'meta': {'darknet_version': '0.2.5'}}, dst)
     previous = dst.read_bytes()
-    result = run_tool('tools/convert_darknet_weights.py', CONFIG, src, str(dst))
-    assert result.returncode == 2
-    assert result.stderr.startswith('error: ') and len(result.stderr.strip().splitlines()) == 1
-    assert 'it is truncated' in result.stderr
+    code, _, err = run_tool(capsys, 'convert_darknet_weights.py', CONFIG, src, dst)
+    assert code == 2
+    assert err.startswith('error: ') and len(err.strip().splitlines()) == 1
+    assert 'it is truncated' in err
     assert dst.read_bytes() == previous
 
 
@@ -114,19 +111,20 @@ def synthetic_options(data_root):
                    'test_dataloader.dataset.data_prefix.img=val/', *synthetic_coco_cfg_options(data_root)]
 
 
-def test_a_weights_file_given_as_checkpoint_says_to_convert(tiny_coco, tmp_path):
+def test_a_weights_file_given_as_checkpoint_says_to_convert(tiny_coco, tmp_path, capsys):
     path = sized_file(tmp_path / 'yolov4-csp.weights', 10)
     with pytest.raises(CorruptCheckpointError, match=r'darknet \.weights file, not a PyTorch checkpoint: convert '
                        r'it first with python tools/convert_darknet_weights.py'):
         build_detector(CONFIG, path)
     renamed = sized_file(tmp_path / 'renamed.pth', 10)  # recognised by its header too
-    result = run_tool('tools/test.py', CONFIG, renamed, '--cfg-options', *synthetic_options(tiny_coco['data_root'])[1])
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert 'tools/convert_darknet_weights.py' in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    code, _, err = run_tool(capsys, 'test.py', CONFIG, renamed, '--cfg-options',
+                            *synthetic_options(tiny_coco['data_root'])[1])
+    assert code == 2, err[-3000:]
+    assert 'tools/convert_darknet_weights.py' in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_converted_checkpoint_evaluates_with_tools_test(tiny_coco, tmp_path):
+def test_converted_checkpoint_evaluates_with_tools_test(tiny_coco, tmp_path, capsys):
     """The full-width network with the generated dataset's classes, at 128 px: convert, then test."""
     names, options = synthetic_options(tiny_coco['data_root'])
     specs = conv_specs(parse_layers(len(names)))
@@ -134,12 +132,13 @@ def test_converted_checkpoint_evaluates_with_tools_test(tiny_coco, tmp_path):
     with open(src, 'wb') as f:
         write_darknet_weights(f, specs, random_darknet_arrays(specs, seed=2))
     dst = str(tmp_path / 'yolov4_csp_synthetic.pth')
-    result = run_tool('tools/convert_darknet_weights.py', CONFIG, src, dst, '--cfg-options', *options)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f'{len(names)} classes' in result.stdout
+    code, out, err = run_tool(capsys, 'convert_darknet_weights.py', CONFIG, src, dst, '--cfg-options', *options)
+    assert code == 0, err[-3000:]
+    assert f'{len(names)} classes' in out
     work_dir = str(tmp_path / 'test')
-    result = run_tool('tools/test.py', CONFIG, dst, '--work-dir', work_dir, '--resolution', '128',
-                      '--cfg-options', *options)
+    # tools/test.py as a user runs it: its own process.
+    result = subprocess.run([sys.executable, 'tools/test.py', CONFIG, dst, '--work-dir', work_dir, '--resolution',
+                             '128', '--cfg-options', *options], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with open(osp.join(work_dir, 'ap_results.jsonl')) as f:
         record = json.loads(f.readline())

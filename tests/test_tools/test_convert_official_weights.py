@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -8,7 +6,7 @@ from parnet_det.convert import ConversionError, convert_official, infer_arch, ma
 from parnet_det.models.backbones import ARCH_SETTINGS, ParNet
 from parnet_det.models.classifiers import ParNetClassifier
 
-from ..helpers import relative_error
+from ..helpers import relative_error, run_tool
 from ..official_reference import make_official_state_dict, official_forward, read_official_listing
 
 
@@ -57,24 +55,24 @@ def test_unknown_keys_are_reported_not_dropped_silently():
 
 
 @pytest.mark.slow
-def test_cli_picks_the_plain_state_dict_by_default_and_writes_a_pretrained_file(tmp_path):
+def test_cli_picks_the_plain_state_dict_by_default_and_writes_a_pretrained_file(tmp_path, capsys):
     """The release's validate commands evaluate the plain state_dict (timm's validate.py without --use-ema): the
     default; the EMA on request."""
     ema, raw = make_official_state_dict('s', seed=1), make_official_state_dict('s', seed=2)
     src = tmp_path / 'parnet_s.pth.tar'
     torch.save({'state_dict': raw, 'state_dict_ema': ema, 'epoch': 120}, src)
     dst = tmp_path / 'converted.pth'
-    result = subprocess.run([sys.executable, 'tools/convert_official_weights.py', str(src), str(dst)],
-                            capture_output=True, text=True, check=True)
-    assert 'ParNet arch: s' in result.stdout
+    code, out, err = run_tool(capsys, 'convert_official_weights.py', src, dst)
+    assert code == 0, err[-3000:]
+    assert 'ParNet arch: s' in out
     # Loads as a Pretrained init_cfg, the way a detection config uses it.
     backbone = ParNet(arch='s', out_indices=(3,), init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     backbone.init_weights()
     assert torch.equal(backbone.stem[0].conv3x3.conv.weight, raw['inits.0.0.block.rbr_dense.conv.weight'])
     assert torch.load(dst, weights_only=True)['meta']['weights'] == 'state_dict'
 
-    subprocess.run([sys.executable, 'tools/convert_official_weights.py', str(src), str(dst),
-                    '--weights', 'ema', '--form', 'classifier'], check=True, capture_output=True)
+    code, _, err = run_tool(capsys, 'convert_official_weights.py', src, dst, '--weights', 'ema', '--form', 'classifier')
+    assert code == 0, err[-3000:]
     loaded = torch.load(dst, weights_only=True)
     assert torch.equal(loaded['state_dict']['head.fc.weight'], ema['head.fc.weight'])
     assert not torch.equal(ema['head.fc.weight'], raw['head.fc.weight'])

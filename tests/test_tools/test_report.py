@@ -1,12 +1,10 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
 from parnet_det.benchmark.paper_table import merge, read_ap_results
 
-ROOT = __file__.rsplit('/tests/', 1)[0]
+from ..helpers import run_tool
 
 
 def _ap_record(model, resolution, ap50, deploy=False):
@@ -48,12 +46,12 @@ def test_merge_puts_ap_next_to_the_matching_speed(inputs):
 
 
 @pytest.mark.slow
-def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
+def test_report_tool_writes_the_table_and_plot(inputs, tmp_path, capsys):
     ap, bench = inputs
     out = tmp_path / 'report'
-    result = subprocess.run([sys.executable, 'tools/report.py', '--ap', str(ap), '--benchmark', str(bench),
-                             '--out', str(out), '--baseline', 'baseline'], cwd=ROOT, capture_output=True, text=True,
-                            check=True)
+    code, stdout, err = run_tool(capsys, 'report.py', '--ap', ap, '--benchmark', bench, '--out', out, '--baseline',
+                                 'baseline')
+    assert code == 0, err[-3000:]
     table = (out / 'report.md').read_text()
     assert '| parnet | 9 | 2.50 | 0.40 | 128 | 50.0 | 30.0 | 17.5 | 35.0 | 11.7 | 10.0 | 20.0 |  |' in table
     # The regime answer: parnet's network 50 img/s against the baseline's 45 at 128 px, batch 1, mmdet's path.
@@ -65,15 +63,14 @@ def test_report_tool_writes_the_table_and_plot(inputs, tmp_path):
             in table)
     for name in ('ap_vs_fps.png', 'latency_vs_resolution.png', 'throughput_vs_batch.png', 'latency_per_runtime.png'):
         assert (out / name).read_bytes().startswith(b'\x89PNG')
-    assert 'wrote' in result.stdout
+    assert 'wrote' in stdout
 
 
 @pytest.mark.slow
-def test_report_refuses_files_of_the_wrong_kind(inputs, tmp_path):
+def test_report_refuses_files_of_the_wrong_kind(inputs, tmp_path, capsys):
     ap, bench = inputs
-    result = subprocess.run([sys.executable, 'tools/report.py', '--ap', str(bench), '--benchmark', str(bench),
-                             '--out', str(tmp_path / 'r')], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and 'not a tools/test.py AP record' in result.stderr
+    code, _, err = run_tool(capsys, 'report.py', '--ap', bench, '--benchmark', bench, '--out', tmp_path / 'r')
+    assert code == 2 and 'not a tools/test.py AP record' in err
 
 
 def test_merge_takes_the_asked_variant_and_reads_rows_without_one_as_mmdet():

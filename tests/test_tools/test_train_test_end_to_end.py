@@ -11,7 +11,7 @@ import torch
 
 from parnet_det.datasets import generate_synthetic_coco, synthetic_coco_cfg_options
 
-from ..test_reliability.helpers import run_tool as run_in_process
+from ..helpers import run_tool as run_in_process
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/yolo_parnet_tiny_synthetic.py'
