@@ -383,7 +383,7 @@ def test_checkpoint_classes_other_than_the_configs_are_named_and_used(tiny_coco,
 
 
 @pytest.mark.slow
-def test_two_stage_config_runs_through_mmdet(tiny_coco, tmp_path):
+def test_two_stage_config_runs_through_mmdet(tiny_coco, tmp_path, capsys):
     cfg = load_config(TWO_STAGE_CONFIG)
     torch.manual_seed(0)
     checkpoint = str(tmp_path / 'faster_rcnn.pth')
@@ -401,9 +401,9 @@ def test_two_stage_config_runs_through_mmdet(tiny_coco, tmp_path):
     expected = inference_detector(model, [mmcv.imread(image)])[0].pred_instances
     assert_same_detections(written[(image, None)], expected, box_atol=1e-3, score_atol=1e-5)
     # Precision and fast paths are the engine's: refused for a detector that mmdet runs.
-    refused = infer(TWO_STAGE_CONFIG, checkpoint, image, '--out-dir', str(tmp_path / 'out2'), '--fast-path',
-                    'channels_last')
-    assert refused.returncode == 2 and 'precision and fast paths do not apply' in refused.stderr
+    code, _, err = run_main(capsys, TWO_STAGE_CONFIG, checkpoint, image, '--out-dir', str(tmp_path / 'out2'),
+                            '--fast-path', 'channels_last')
+    assert code == 2 and 'precision and fast paths do not apply' in err
 
 
 def test_portrait_images_fit_a_non_square_keep_ratio_input():
