@@ -1,4 +1,6 @@
 import csv
+import dataclasses
+import functools
 import json
 import statistics
 import subprocess
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from parnet_det.apis import build_detector, load_config
+from parnet_det.benchmark import PRESETS
 from parnet_det.benchmark.inputs import synthetic_images
 from parnet_det.benchmark.timing import BlockTimer, resolve_device
 from parnet_det.benchmark.variants import timed_step
@@ -17,6 +20,7 @@ from parnet_det.deploy import runtime_missing
 from parnet_det.deploy.runtime_detector import PARITY_TOLERANCES
 from parnet_det.inference.fast_paths import check_precision
 from parnet_det.models import switch_to_deploy
+from parnet_det.utils import collect_env
 
 from ..helpers import load_tool, randomize_norm_stats, relative_error
 
@@ -27,6 +31,15 @@ RESULT_FILES = ('results.json', 'results.csv', 'results.md', 'fps_vs_resolution.
 CPU = torch.device('cpu')
 
 
+@pytest.fixture(scope='module', autouse=True)
+def mmcv_ops_probed_once():
+    """The in-process runs' record of the environment probes mmcv's ops once for the whole module: each probe
+    starts two Python processes that import torch and mmcv (~5 s a run), the answer cannot change in between, and
+    no test here reads it (the probe itself: tests/test_package.py; the command line's record: cli_run, whose
+    process probes for itself)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(collect_env, 'mmcv_ops_info', functools.cache(collect_env.mmcv_ops_info))
+        yield
 
 
 @pytest.fixture(scope='module')
@@ -262,15 +275,21 @@ def test_a_runtime_row_whose_parity_fails_is_marked_and_the_command_exits_non_ze
 @pytest.mark.skipif(runtime_missing('onnxruntime') is not None, reason='needs onnxruntime (requirements/deploy.txt)')
 def test_the_matrix_exits_non_zero_while_its_rows_hold_a_failed_parity(tmp_path, monkeypatch):
     monkeypatch.setitem(PARITY_TOLERANCES, ('onnxruntime', 'fp32'), (-1.0, -1.0))
+    # The CPU preset's settings at the size and repeats of a check, not of a measurement: its smallest side (320
+    # px), a warm-up and 5 repeats cost ~12 s here; the parity fails alike at 64 px after one repeat. And this
+    # process's share of the threads (conftest.py), which the run would otherwise leave at the preset's 2.
+    cpu = PRESETS['cpu']
+    monkeypatch.setitem(PRESETS, 'cpu', dataclasses.replace(cpu, inference=dataclasses.replace(
+        cpu.inference, resolutions=(64, ), warmup=0, repeats=1, threads=torch.get_num_threads())))
     matrix = load_tool('benchmark_matrix.py')
     common = ['--preset', 'cpu', '--work-dir', str(tmp_path), '--models', 'demo/yolo_parnet_tiny_synthetic',
               '--baseline', 'demo/yolo_cspdarknet53s_tiny_synthetic']
     with pytest.raises(SystemExit, match=r'error: 2 row\(s\) failed their runtime parity'):
-        matrix.main([*common, '--resolutions', '320', '--variants', 'onnxruntime', '--modes', 'network',
+        matrix.main([*common, '--resolutions', '64', '--variants', 'onnxruntime', '--modes', 'network',
                      '--min-repeat-time', '0', '--part', 'inference'])
     rows = [json.loads(line) for line in (tmp_path / 'rows.jsonl').read_text().splitlines()]
     assert [row['status'] for row in rows] == ['parity_failed', 'parity_failed']
-    assert '| yolo_parnet_tiny_synthetic | 320 |' not in (tmp_path / 'runtimes.md').read_text()
+    assert '| yolo_parnet_tiny_synthetic | 64 |' not in (tmp_path / 'runtimes.md').read_text()
     # The reports of those rows alone, written again: still an error.
     with pytest.raises(SystemExit, match='failed their runtime parity'):
         matrix.main([*common, '--part', 'report'])
