@@ -1,3 +1,4 @@
+import functools
 import logging
 import os
 import shutil
@@ -8,6 +9,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
 from parnet_det.datasets import generate_synthetic_coco
+from parnet_det.utils import collect_env
 
 from .helpers import TINY_ARCH
 
@@ -67,6 +69,26 @@ def torch_determinism_restored():
     saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     yield
     torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """A benchmark run sets torch's threads to its own count (the CPU preset's 2) for the rest of the process;
+    the worker's next tests would then run two threads beside the other worker's (see THREADS). Restored after
+    each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def mmcv_ops_probed_once():
+    """For the modules whose benchmark runs record the environment: mmcv's ops are probed once per module. Each
+    probe starts two Python processes that import torch and mmcv (~5 s a run), the answer cannot change in
+    between, and those modules do not read it (the probe itself: tests/test_package.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(collect_env, 'mmcv_ops_info', functools.cache(collect_env.mmcv_ops_info))
+        yield
 
 
 @pytest.fixture

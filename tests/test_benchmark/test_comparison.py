@@ -1,7 +1,6 @@
 """The fair comparison: controlled post-processing work, training throughput, the resumable matrix and the
 per-regime answer."""
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from parnet_det.benchmark.rows import latest_rows, ratio_spread
 from parnet_det.benchmark.settings import Recipe
 from parnet_det.benchmark.training import synthetic_training_batch, training_config
 from parnet_det.benchmark.workload import HeadOutputs, control_workload
-from parnet_det.utils import collect_env
 
 from ..helpers import load_tool
 
@@ -38,14 +36,7 @@ PARNET, BASELINE = 'yolo_parnet_tiny_synthetic', 'yolo_cspdarknet53s_tiny_synthe
 QUICK = dict(warmup=0, iters=1, repeats=1, min_repeat_s=0)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def mmcv_ops_probed_once():
-    """Every matrix run's record of the environment probes mmcv's ops once for the whole module: each probe starts
-    two Python processes that import torch and mmcv (~5 s a run, five runs here), the answer cannot change in
-    between, and no test here reads it (the probe itself: tests/test_package.py)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(collect_env, 'mmcv_ops_info', functools.cache(collect_env.mmcv_ops_info))
-        yield
+pytestmark = pytest.mark.usefixtures('mmcv_ops_probed_once')  # tests/conftest.py
 
 
 def test_two_different_random_detectors_get_the_same_post_processing_work():

@@ -1,6 +1,5 @@
 import csv
 import dataclasses
-import functools
 import json
 import statistics
 import subprocess
@@ -20,7 +19,6 @@ from parnet_det.deploy import runtime_missing
 from parnet_det.deploy.runtime_detector import PARITY_TOLERANCES
 from parnet_det.inference.fast_paths import check_precision
 from parnet_det.models import switch_to_deploy
-from parnet_det.utils import collect_env
 
 from ..helpers import load_tool, randomize_norm_stats, relative_error
 
@@ -31,15 +29,7 @@ RESULT_FILES = ('results.json', 'results.csv', 'results.md', 'fps_vs_resolution.
 CPU = torch.device('cpu')
 
 
-@pytest.fixture(scope='module', autouse=True)
-def mmcv_ops_probed_once():
-    """The in-process runs' record of the environment probes mmcv's ops once for the whole module: each probe
-    starts two Python processes that import torch and mmcv (~5 s a run), the answer cannot change in between, and
-    no test here reads it (the probe itself: tests/test_package.py; the command line's record: cli_run, whose
-    process probes for itself)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(collect_env, 'mmcv_ops_info', functools.cache(collect_env.mmcv_ops_info))
-        yield
+pytestmark = pytest.mark.usefixtures('mmcv_ops_probed_once')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')
