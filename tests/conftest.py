@@ -27,15 +27,15 @@ os.environ['OMP_NUM_THREADS'] = str(THREADS)
 # other had nothing left). Longest first, the short files fill in around them.
 LONGEST_FILES = (
     'tests/test_models/test_yolov4_csp_learning.py',
-    'tests/test_tools/test_train_test_end_to_end.py',
+    'tests/test_configs/test_model_zoo.py',
     'tests/test_deploy/test_runtimes.py',
+    'tests/test_tools/test_train_test_end_to_end.py',
     'tests/test_deploy/test_int8.py',
+    'tests/test_configs/test_configs_build_and_run.py',
     'tests/test_tools/test_train_imagenet.py',
-    'tests/test_tools/test_benchmark.py',
-    'tests/test_benchmark/test_comparison.py',
-    'tests/test_inference/test_engine.py',
     'tests/test_engine/test_nominal_batch_layouts.py',
-    'tests/test_tools/test_official_batches_tool.py',
+    'tests/test_configs/test_parnet_in_mmdet.py',
+    'tests/test_configs/test_imagenet_configs.py',
 )
 
 
