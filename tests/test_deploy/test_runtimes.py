@@ -278,7 +278,8 @@ def test_the_runtime_tool_writes_the_detections_of_infer_py(head, tmp_path):
     within 0.05 px + 3e-3 relative (the random head's boxes reach hundreds of pixels past the image, where fp32
     kernels differ by ~1e-3). The graph is exported once (tools/deploy/export_onnx.py) and every runtime runs it
     (--onnx), as a user running several runtimes does: an export takes 5-20 s here. The tool's own export (no
-    --onnx) is that same export (RuntimeDetector.export, test_int8.py runs it through the tool)."""
+    --onnx) wraps the engine's network the same way (OnnxExportWrapper, export_wrapper); test_int8.py runs it
+    through the tool."""
     config, options = HEADS[head]
     cfg = load_config(str(REPO / config), {**options, **TOOL_GEOMETRY[head]})
     config = str(tmp_path / f'{head}.py')

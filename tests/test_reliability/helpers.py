@@ -1,5 +1,4 @@
-"""Broken checkpoint files, a training that saves large checkpoints, and the
-pre-flight's refusal message."""
+"""Broken checkpoint files, a training that saves large checkpoints, and the pre-flight's refusal message."""
 import os
 import subprocess
 
