@@ -267,7 +267,7 @@ def test_the_matrix_exits_non_zero_while_its_rows_hold_a_failed_parity(tmp_path,
     monkeypatch.setitem(PARITY_TOLERANCES, ('onnxruntime', 'fp32'), (-1.0, -1.0))
     # The CPU preset's settings at the size and repeats of a check, not of a measurement: its smallest side (320
     # px), a warm-up and 5 repeats cost ~12 s here; the parity fails alike at 64 px after one repeat. And this
-    # process's share of the threads (conftest.py), which the run would otherwise leave at the preset's 2.
+    # process's share of the threads (conftest.py), not the preset's 2 beside the other worker's.
     cpu = PRESETS['cpu']
     monkeypatch.setitem(PRESETS, 'cpu', dataclasses.replace(cpu, inference=dataclasses.replace(
         cpu.inference, resolutions=(64, ), warmup=0, repeats=1, threads=torch.get_num_threads())))

@@ -55,10 +55,11 @@ def trained(tmp_path_factory):
 
 
 def _evaluate(trained, tmp_path, *extra, checkpoint=None):
-    """(metrics, log) of tools/test.py on the trained detector's val split."""
+    """(metrics, log) of tools/test.py on the trained detector's val split, at the 128 px it was trained at (every
+    evaluation alike: the folded forms' AP is compared with the training form's)."""
     work_dir = str(tmp_path / 'test')
-    result = run_tool('tools/test.py', CONFIG, checkpoint or trained['checkpoint'], '--work-dir', work_dir, *extra,
-                      '--cfg-options', *data_options(trained['data_root']))
+    result = run_tool('tools/test.py', CONFIG, checkpoint or trained['checkpoint'], '--work-dir', work_dir,
+                      '--resolution', '128', *extra, '--cfg-options', *data_options(trained['data_root']))
     return read_metrics(work_dir), result.stdout + result.stderr
 
 
@@ -66,7 +67,7 @@ def _evaluate(trained, tmp_path, *extra, checkpoint=None):
 def evaluated(trained, tmp_path_factory):
     """tools/test.py on the trained detector, as trained: (metrics, its work dir)."""
     tmp_path = tmp_path_factory.mktemp('evaluated')
-    metrics, _ = _evaluate(trained, tmp_path, '--resolution', '128')
+    metrics, _ = _evaluate(trained, tmp_path)
     return metrics, tmp_path / 'test'
 
 
@@ -89,11 +90,10 @@ def test_deploy_gives_the_same_ap(trained, evaluated, tmp_path):
     evaluate to the AP of the training form, every weight of the deploy checkpoint loaded."""
     plain, _ = evaluated
     assert plain['coco/bbox_mAP'] > 0, plain  # a trained model: equal APs are not two zeros
-    deployed, _ = _evaluate(trained, tmp_path / 'deploy', '--resolution', '128', '--deploy')
+    deployed, _ = _evaluate(trained, tmp_path / 'deploy', '--deploy')
     deploy_checkpoint = str(tmp_path / 'deploy.pth')
     run_tool('tools/reparameterize.py', CONFIG, trained['checkpoint'], deploy_checkpoint)
-    reparameterized, log = _evaluate(trained, tmp_path / 'reparameterized', '--resolution', '128',
-                                     checkpoint=deploy_checkpoint)
+    reparameterized, log = _evaluate(trained, tmp_path / 'reparameterized', checkpoint=deploy_checkpoint)
     assert 'do not match' not in log and 'missing keys' not in log
     for folded in (deployed, reparameterized):
         assert folded['coco/bbox_mAP'] == pytest.approx(plain['coco/bbox_mAP'], abs=1e-3)
